@@ -1,0 +1,168 @@
+using System.CommandLine;
+using Spectre.Console;
+using Vapic.Trace.Replay;
+
+namespace Vapic.Cli;
+
+/// <summary>
+/// <c>vapic replay FILE... [--mode M|all] [--stats] [--quiet]</c>: runs trace files and exits
+/// 0 when every expectation held, 1 when one failed (or modes disagreed), 2 when a trace is
+/// malformed or names something the machine does not have (trace-format.md "Running").
+/// </summary>
+public static class ReplayCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var files = new Argument<string[]>("files")
+        {
+            Description = "Trace files to replay (trace format version 1).",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var mode = new Option<string>("--mode")
+        {
+            Description = "Virtualization mode to replay in: " + string.Join(", ", ReplayMode.Known) + ", or 'all'.",
+            DefaultValueFactory = _ => ReplayMode.Emulated,
+        };
+        var stats = new Option<bool>("--stats") { Description = "Print, per mode, the work each mode did." };
+        var quiet = new Option<bool>("--quiet") { Description = "Print only failures and errors." };
+        var command = new Command("replay", "Replay trace files against the virtual machine and check every expectation.")
+        {
+            files,
+            mode,
+            stats,
+            quiet,
+        };
+        command.SetAction(parseResult => Run(
+            parseResult.GetValue(files) ?? [],
+            parseResult.GetValue(mode) ?? ReplayMode.Emulated,
+            parseResult.GetValue(stats),
+            parseResult.GetValue(quiet)));
+        return command;
+    }
+
+    private static int Run(string[] files, string mode, bool stats, bool quiet)
+    {
+        TextWriter output = Console.Out;
+        TextWriter error = Console.Error;
+        IReadOnlyList<string> modes;
+        if (mode == "all")
+        {
+            modes = ReplayMode.Available;
+            var missing = ReplayMode.Known.Where(m => !ReplayMode.IsAvailable(m)).ToArray();
+            if (missing.Length > 0)
+            {
+                error.WriteLine($"note: --mode all runs {string.Join(", ", modes)}: {string.Join(", ", missing)} are not implemented in this build");
+            }
+        }
+        else if (ReplayMode.IsAvailable(mode))
+        {
+            modes = [mode];
+        }
+        else if (ReplayMode.Known.Contains(mode))
+        {
+            error.WriteLine($"vapic replay: mode '{mode}' is not implemented in this build (available: {string.Join(", ", ReplayMode.Available)})");
+            return (int)ReplayOutcome.Malformed;
+        }
+        else
+        {
+            error.WriteLine($"vapic replay: unknown mode '{mode}' (modes: {string.Join(", ", ReplayMode.Known)}, all)");
+            return (int)ReplayOutcome.Malformed;
+        }
+
+        var session = new ReplaySession(output, quiet);
+        var outcome = ReplayOutcome.Passed;
+        var results = new List<FileReplayResult>(files.Length);
+        int passed = 0;
+        foreach (string file in files)
+        {
+            FileReplayResult result = session.RunFile(file, modes);
+            results.Add(result);
+            foreach (string message in result.Messages)
+            {
+                error.WriteLine(message);
+            }
+
+            if (result.Outcome == ReplayOutcome.Passed)
+            {
+                passed++;
+                if (!quiet)
+                {
+                    var run = result.Runs[0];
+                    output.WriteLine($"PASS {file} ({run.Stats.Commands} commands, {run.Stats.Expectations} expectations; modes: {string.Join(", ", modes)})");
+                }
+            }
+            else
+            {
+                error.WriteLine($"{(result.Outcome == ReplayOutcome.Malformed ? "ERROR" : "FAIL")} {file}");
+            }
+
+            if (result.Outcome > outcome)
+            {
+                outcome = result.Outcome;
+            }
+        }
+
+        if (stats)
+        {
+            PrintStats(results, modes);
+        }
+
+        if (!quiet || outcome != ReplayOutcome.Passed)
+        {
+            output.WriteLine($"{passed} of {files.Length} trace file(s) passed");
+        }
+
+        return (int)outcome;
+    }
+
+    private static void PrintStats(List<FileReplayResult> results, IReadOnlyList<string> modes)
+    {
+        var table = new Table().Title("replay work by mode");
+        table.AddColumn("counter");
+        foreach (string m in modes)
+        {
+            table.AddColumn(new TableColumn(m).RightAligned());
+        }
+
+        (string Name, Func<ReplayStats, long> Get)[] rows =
+        [
+            ("commands", s => s.Commands),
+            ("expectations checked", s => s.Expectations),
+            ("MMIO accesses (APIC-access exits)", s => s.MmioAccesses),
+            ("MSR accesses (MSR exits)", s => s.MsrAccesses),
+            ("#GP injected", s => s.GeneralProtections),
+            ("events accepted", s => s.EventsAccepted),
+            ("fixed interrupts accepted", s => s.FixedAccepted),
+            ("IPIs sent", s => s.IpisSent),
+            ("IOAPIC messages", s => s.IoApicMessages),
+            ("MSIs", s => s.Msis),
+            ("timer expiries", s => s.TimerExpiries),
+            ("EOI broadcasts", s => s.EoiBroadcasts),
+            ("interrupts merged", s => s.InterruptsMerged),
+            ("interrupts dropped (architectural)", s => s.InterruptsDropped),
+            ("virtual time (ns)", s => s.VirtualNanoseconds),
+        ];
+        foreach (var (name, get) in rows)
+        {
+            var cells = new List<string> { name };
+            for (int m = 0; m < modes.Count; m++)
+            {
+                long total = 0;
+                foreach (FileReplayResult r in results)
+                {
+                    if (m < r.Runs.Count)
+                    {
+                        total += get(r.Runs[m].Stats);
+                    }
+                }
+
+                cells.Add(total.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            table.AddRow(cells.ToArray());
+        }
+
+        AnsiConsole.Write(table);
+    }
+}

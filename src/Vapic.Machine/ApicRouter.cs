@@ -1,0 +1,427 @@
+using Vapic.Apic;
+
+namespace Vapic.Machine;
+
+/// <summary>
+/// Routes interrupt messages (IPIs, IOAPIC entries, MSIs) to local APICs, in the manner of KVM's
+/// APIC map: a physical destination is one array index, logical destinations (xAPIC flat, xAPIC
+/// cluster, x2APIC cluster) come from tables that are rebuilt only after an APIC's mode, ID, LDR
+/// or DFR changed, and a delivery never allocates.
+/// </summary>
+/// <remarks>
+/// Matching follows SDM "Determining IPI Destination" with the project's adopted choices
+/// (lapic-reference §10, A19-A22): an xAPIC-mode target compares 8-bit destinations and treats
+/// 0xFF as broadcast in both destination modes; an x2APIC-mode target compares 32-bit
+/// destinations and treats 0xFFFF_FFFF as broadcast; an 8-bit 0xFF is not a broadcast for an
+/// x2APIC-mode target. Lowest priority arbitrates by vector hashing: the (vector mod n)-th of the n
+/// enabled candidates in vCPU order.
+/// </remarks>
+internal sealed class ApicRouter
+{
+    private const int DirectIdTableLimit = 1 << 16;
+
+    private readonly Vcpu[] _vcpus;
+    private readonly MachineCounters _counters;
+    private readonly int[] _scratch;
+    private readonly int[] _stamp;
+    private int _generation;
+    private bool _dirty = true;
+
+    // Physical xAPIC: the first vCPU whose 8-bit ID is the index, chained through _nextXApic
+    // (xAPIC IDs are writable and may alias; every alias accepts, lapic-reference A1).
+    private readonly int[] _xapicById = new int[256];
+    private readonly int[] _nextXApic;
+
+    // Physical x2APIC: x2APIC IDs are read-only and unique.
+    private int[] _x2apicById = [];
+    private Dictionary<uint, int>? _x2apicSparse;
+
+    private int[] _xapicMembers = [];   // every vCPU in xAPIC mode, ascending
+    private int[] _x2apicMembers = [];  // every vCPU in x2APIC mode, ascending
+
+    // Logical xAPIC: flat model, per LDR bit; cluster model, per (cluster 0..15, member bit 0..3).
+    private readonly int[][] _flat = new int[8][];
+    private readonly int[][] _cluster = new int[64][];
+
+    // Logical x2APIC: cluster (LDR[31:16]) to the vCPU of each of the 16 member bits, or -1.
+    private readonly Dictionary<uint, int[]> _x2apicClusters = [];
+
+    public ApicRouter(Vcpu[] vcpus, MachineCounters counters)
+    {
+        _vcpus = vcpus;
+        _counters = counters;
+        _scratch = new int[vcpus.Length];
+        _stamp = new int[vcpus.Length];
+        _nextXApic = new int[vcpus.Length];
+    }
+
+
+    /// <summary>Marks the tables stale; they are rebuilt before the next delivery.</summary>
+    public void Invalidate() => _dirty = true;
+
+    /// <summary>The number of times the tables were rebuilt.</summary>
+    public long Rebuilds { get; private set; }
+
+    /// <summary>
+    /// Delivers <paramref name="message"/>. Returns the number of LAPICs that accepted it, or -1
+    /// when no LAPIC matched its destination.
+    /// </summary>
+    public int Deliver(in InterruptMessage message)
+    {
+        if (_dirty)
+        {
+            Rebuild();
+        }
+
+        if (message.DeliveryMode == DeliveryMode.Init && !message.Assert)
+        {
+            // INIT level de-assert: only Pentium/P6 acted on it (lapic-reference §4).
+            _counters.InitDeassertsIgnored++;
+            return -1;
+        }
+
+        int count = CollectTargets(in message);
+        if (count == 0)
+        {
+            _counters.NoDestination++;
+
+            return -1;
+        }
+
+        if (message.IsLowestPriority &&
+            !(message.Shorthand == DestinationShorthand.None &&
+              message.DestinationMode == DestinationMode.Physical &&
+              message.Destination == InterruptMessage.XApicBroadcast))
+        {
+            return DeliverLowestPriority(in message, count);
+        }
+
+        // Physical 0xFF with lowest priority (or RH) is delivered as a fixed broadcast (KVM).
+        DeliveryMode mode = message.DeliveryMode == DeliveryMode.LowestPriority ? DeliveryMode.Fixed : message.DeliveryMode;
+        int accepted = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (AcceptAt(_vcpus[_scratch[i]], mode, in message))
+            {
+                accepted++;
+            }
+        }
+
+        return accepted;
+    }
+
+    private int DeliverLowestPriority(in InterruptMessage message, int count)
+    {
+        int enabled = 0;
+        for (int i = 0; i < count; i++)
+        {
+            int v = _scratch[i];
+            LocalApic apic = _vcpus[v].Apic;
+            if (apic.Mode != ApicMode.Disabled && apic.SoftwareEnabled)
+            {
+                _scratch[enabled++] = v;
+            }
+        }
+
+        if (enabled == 0)
+        {
+            _counters.LowestPriorityNoCandidate++;
+
+            return 0;
+        }
+
+        Span<int> candidates = _scratch.AsSpan(0, enabled);
+        candidates.Sort();
+        int winner = candidates[message.Vector % enabled];
+
+        // Arbitration is over fixed-class delivery: an RH message with another delivery mode
+        // (KVM treats RH as "lowest priority") keeps its own mode at the winner.
+        DeliveryMode mode = message.DeliveryMode == DeliveryMode.LowestPriority ? DeliveryMode.Fixed : message.DeliveryMode;
+        return AcceptAt(_vcpus[winner], mode, in message) ? 1 : 0;
+    }
+
+    private bool AcceptAt(Vcpu vcpu, DeliveryMode mode, in InterruptMessage message)
+    {
+        switch (mode)
+        {
+            case DeliveryMode.StartUp:
+                if (message.Source != InterruptSource.Ipi && message.Source != InterruptSource.External)
+                {
+                    _counters.ReservedModeDropped++;
+                    return false;
+                }
+
+                if (!vcpu.WillRecognizeStartup)
+                {
+                    // A SIPI to a CPU that does not wait for one is discarded (lapic-reference §4).
+                    _counters.StartupsDiscarded++;
+                    return false;
+                }
+
+                break;
+            case DeliveryMode.ExtInt:
+                if (message.Source == InterruptSource.Ipi)
+                {
+                    // ICR delivery mode 111 is reserved: ExtINT is not an IPI.
+                    _counters.ReservedModeDropped++;
+                    return false;
+                }
+
+                break;
+            case DeliveryMode.Reserved3:
+                _counters.ReservedModeDropped++;
+                return false;
+        }
+
+        return vcpu.Apic.AcceptInterrupt(mode, message.Vector, message.LevelTriggered);
+    }
+
+    private int CollectTargets(in InterruptMessage message)
+    {
+        int n = 0;
+        switch (message.Shorthand)
+        {
+            case DestinationShorthand.Self:
+                if ((uint)message.SourceVcpu < (uint)_vcpus.Length)
+                {
+                    _scratch[n++] = message.SourceVcpu;
+                }
+
+                return n;
+            case DestinationShorthand.AllIncludingSelf:
+                for (int i = 0; i < _vcpus.Length; i++)
+                {
+                    _scratch[n++] = i;
+                }
+
+                return n;
+            case DestinationShorthand.AllExcludingSelf:
+                for (int i = 0; i < _vcpus.Length; i++)
+                {
+                    if (i != message.SourceVcpu)
+                    {
+                        _scratch[n++] = i;
+                    }
+                }
+
+                return n;
+        }
+
+        uint mda = message.Destination;
+        if (message.DestinationMode == DestinationMode.Physical)
+        {
+            if (mda == InterruptMessage.XApicBroadcast)
+            {
+                n = AddAll(_xapicMembers, n);
+            }
+            else if (mda < 0xFF)
+            {
+                for (int v = _xapicById[mda]; v >= 0; v = _nextXApic[v])
+                {
+                    _scratch[n++] = v;
+                }
+            }
+
+            if (mda == InterruptMessage.X2ApicBroadcast)
+            {
+                n = AddAll(_x2apicMembers, n);
+            }
+            else
+            {
+                int v = FindX2Apic(mda);
+                if (v >= 0)
+                {
+                    _scratch[n++] = v;
+                }
+            }
+
+            return n;
+        }
+
+        // Logical destination.
+        int generation = ++_generation;
+        if (mda == InterruptMessage.XApicBroadcast)
+        {
+            // KVM treats logical 0xFF as broadcast for xAPIC-mode APICs before looking at LDR (A19).
+            n = AddAll(_xapicMembers, n);
+        }
+        else
+        {
+            uint low = mda & 0xFF;
+            for (uint bits = low; bits != 0; bits &= bits - 1)
+            {
+                n = AddUnique(_flat[System.Numerics.BitOperations.TrailingZeroCount(bits)], n, generation);
+            }
+
+            if (mda <= 0xFF)
+            {
+                int cluster = (int)(mda >> 4);
+                for (uint bits = mda & 0xF; bits != 0; bits &= bits - 1)
+                {
+                    n = AddUnique(_cluster[(cluster << 2) + System.Numerics.BitOperations.TrailingZeroCount(bits)], n, generation);
+                }
+            }
+        }
+
+        if (mda == InterruptMessage.X2ApicBroadcast)
+        {
+            n = AddAll(_x2apicMembers, n);
+        }
+        else if (_x2apicClusters.Count != 0 && _x2apicClusters.TryGetValue(mda >> 16, out int[]? members))
+        {
+            for (uint bits = mda & 0xFFFF; bits != 0; bits &= bits - 1)
+            {
+                int v = members[System.Numerics.BitOperations.TrailingZeroCount(bits)];
+                if (v >= 0)
+                {
+                    _scratch[n++] = v;
+                }
+            }
+        }
+
+        return n;
+    }
+
+    private int AddAll(int[] members, int n)
+    {
+        members.AsSpan().CopyTo(_scratch.AsSpan(n));
+        return n + members.Length;
+    }
+
+    private int AddUnique(int[] members, int n, int generation)
+    {
+        foreach (int v in members)
+        {
+            if (_stamp[v] != generation)
+            {
+                _stamp[v] = generation;
+                _scratch[n++] = v;
+            }
+        }
+
+        return n;
+    }
+
+    private int FindX2Apic(uint id)
+    {
+        if (id < (uint)_x2apicById.Length)
+        {
+            return _x2apicById[id];
+        }
+
+        return _x2apicSparse is not null && _x2apicSparse.TryGetValue(id, out int v) ? v : -1;
+    }
+
+    private void Rebuild()
+    {
+        _dirty = false;
+        Rebuilds++;
+        Array.Fill(_xapicById, -1);
+        var xapic = new List<int>();
+        var x2apic = new List<int>();
+        var flat = new List<int>[8];
+        var cluster = new List<int>[64];
+        _x2apicClusters.Clear();
+        _x2apicSparse = null;
+        uint maxX2ApicId = 0;
+        for (int v = 0; v < _vcpus.Length; v++)
+        {
+            LocalApic apic = _vcpus[v].Apic;
+            if (apic.Mode == ApicMode.X2Apic)
+            {
+                x2apic.Add(v);
+                maxX2ApicId = Math.Max(maxX2ApicId, apic.Id);
+            }
+        }
+
+        _x2apicById = new int[x2apic.Count == 0 ? 0 : (int)Math.Min(maxX2ApicId + 1, DirectIdTableLimit)];
+        Array.Fill(_x2apicById, -1);
+
+        // Build xAPIC chains from the highest vCPU down so that each chain is ascending.
+        for (int v = _vcpus.Length - 1; v >= 0; v--)
+        {
+            LocalApic apic = _vcpus[v].Apic;
+            _nextXApic[v] = -1;
+            if (apic.Mode != ApicMode.XApic)
+            {
+                continue;
+            }
+
+            uint id = apic.Id & 0xFF;
+            _nextXApic[v] = _xapicById[id];
+            _xapicById[id] = v;
+        }
+
+        for (int v = 0; v < _vcpus.Length; v++)
+        {
+            LocalApic apic = _vcpus[v].Apic;
+            switch (apic.Mode)
+            {
+                case ApicMode.XApic:
+                {
+                    xapic.Add(v);
+                    uint logicalId = apic.LogicalDestination >> 24;
+                    uint model = apic.DestinationFormat >> 28;
+                    if (model == 0xF)
+                    {
+                        for (uint bits = logicalId; bits != 0; bits &= bits - 1)
+                        {
+                            (flat[System.Numerics.BitOperations.TrailingZeroCount(bits)] ??= []).Add(v);
+                        }
+                    }
+                    else if (model == 0)
+                    {
+                        int c = (int)(logicalId >> 4);
+                        for (uint bits = logicalId & 0xF; bits != 0; bits &= bits - 1)
+                        {
+                            (cluster[(c << 2) + System.Numerics.BitOperations.TrailingZeroCount(bits)] ??= []).Add(v);
+                        }
+                    }
+
+                    // Any other DFR model matches no logical destination (KVM).
+                    break;
+                }
+
+                case ApicMode.X2Apic:
+                {
+                    uint id = apic.Id;
+                    if (id < (uint)_x2apicById.Length)
+                    {
+                        _x2apicById[id] = v;
+                    }
+                    else
+                    {
+                        (_x2apicSparse ??= [])[id] = v;
+                    }
+
+                    uint ldr = apic.LogicalDestination;
+                    if (!_x2apicClusters.TryGetValue(ldr >> 16, out int[]? members))
+                    {
+                        members = new int[16];
+                        Array.Fill(members, -1);
+                        _x2apicClusters[ldr >> 16] = members;
+                    }
+
+                    for (uint bits = ldr & 0xFFFF; bits != 0; bits &= bits - 1)
+                    {
+                        members[System.Numerics.BitOperations.TrailingZeroCount(bits)] = v;
+                    }
+
+                    break;
+                }
+            }
+        }
+
+        _xapicMembers = [.. xapic];
+        _x2apicMembers = [.. x2apic];
+        for (int i = 0; i < 8; i++)
+        {
+            _flat[i] = flat[i] is null ? [] : [.. flat[i]];
+        }
+
+        for (int i = 0; i < 64; i++)
+        {
+            _cluster[i] = cluster[i] is null ? [] : [.. cluster[i]];
+        }
+    }
+}

@@ -1,0 +1,95 @@
+namespace Vapic.Machine;
+
+/// <summary>The static configuration of a machine: what the firmware and the board give the guest.</summary>
+public sealed record MachineOptions
+{
+    /// <summary>The largest machine the model supports.</summary>
+    public const int MaxVcpus = 4096;
+
+    /// <summary>The highest APIC ID a machine may use (0xFFFF_FFFF is the x2APIC broadcast address).</summary>
+    public const uint MaxApicId = 0xFFFF_FFFE;
+
+    /// <summary>Number of vCPUs, 1 to <see cref="MaxVcpus"/>.</summary>
+    public int VcpuCount { get; init; } = 1;
+
+    /// <summary>Initial APIC IDs in vCPU order; null means 0..VcpuCount-1.</summary>
+    public IReadOnlyList<uint>? ApicIds { get; init; }
+
+    /// <summary>Locked x2APIC (Intel "legacy xAPIC disabled"): every LAPIC leaves RESET and INIT in x2APIC mode and cannot leave it.</summary>
+    public bool ForceX2Apic { get; init; }
+
+    /// <summary>IOAPIC version: 0x20 (with EOI register, the default) or 0x11.</summary>
+    public byte IoApicVersion { get; init; } = 0x20;
+
+    /// <summary>Decode destination bits 14:8 from MSI address bits 11:5 and RTE bits 55:49 (Linux/KVM extended destination ID).</summary>
+    public bool ExtendedDestinationId { get; init; } = true;
+
+    /// <summary>MAXPHYADDR enumerated to the guest.</summary>
+    public int MaxPhysicalAddressBits { get; init; } = 46;
+
+    /// <summary>Returns the APIC ID of vCPU <paramref name="index"/>.</summary>
+    public uint ApicIdOf(int index) => ApicIds is null ? (uint)index : ApicIds[index];
+
+    /// <summary>
+    /// Checks the configuration; returns null when valid, otherwise a message saying what is wrong.
+    /// </summary>
+    public string? Validate()
+    {
+        if (VcpuCount < 1 || VcpuCount > MaxVcpus)
+        {
+            return $"vcpus must be between 1 and {MaxVcpus}, not {VcpuCount}";
+        }
+
+        if (IoApicVersion is not (0x11 or 0x20))
+        {
+            return $"ioapic-version must be 0x11 or 0x20, not 0x{IoApicVersion:x}";
+        }
+
+        if (MaxPhysicalAddressBits is < 36 or > 52)
+        {
+            return $"MAXPHYADDR must be between 36 and 52, not {MaxPhysicalAddressBits}";
+        }
+
+        if (ApicIds is not null)
+        {
+            if (ApicIds.Count != VcpuCount)
+            {
+                return $"{ApicIds.Count} APIC IDs given for {VcpuCount} vCPUs";
+            }
+
+            var seen = new HashSet<uint>();
+            for (int i = 0; i < ApicIds.Count; i++)
+            {
+                uint id = ApicIds[i];
+                if (id > MaxApicId)
+                {
+                    return $"APIC ID 0x{id:x} of vCPU {i} is the broadcast address";
+                }
+
+                if (!seen.Add(id))
+                {
+                    return $"APIC ID 0x{id:x} is given to more than one vCPU";
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>True when some APIC ID needs x2APIC (above 0xFE), so firmware leaves every LAPIC in x2APIC mode.</summary>
+    public bool NeedsX2Apic
+    {
+        get
+        {
+            for (int i = 0; i < VcpuCount; i++)
+            {
+                if (ApicIdOf(i) > 0xFE)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+}

@@ -1,0 +1,250 @@
+using Vapic.Apic;
+
+namespace Vapic.Machine;
+
+/// <summary>
+/// One virtual CPU as the interrupt architecture sees it: its local APIC, its MP run state
+/// (running or waiting for SIPI) and the order in which it takes pending events.
+/// </summary>
+public sealed class Vcpu
+{
+    /// <summary>IA32_TSC.</summary>
+    public const uint MsrTsc = 0x10;
+
+    /// <summary>IA32_XAPIC_DISABLE_STATUS, enumerated by IA32_ARCH_CAPABILITIES bit 21.</summary>
+    public const uint MsrXApicDisableStatus = 0xBD;
+
+    /// <summary>IA32_ARCH_CAPABILITIES.</summary>
+    public const uint MsrArchCapabilities = 0x10A;
+
+    /// <summary>IA32_ARCH_CAPABILITIES bit 21: XAPIC_DISABLE_STATUS MSR supported.</summary>
+    public const ulong ArchCapXApicDisableStatus = 1UL << 21;
+
+    private readonly VirtualMachine _machine;
+
+    internal Vcpu(VirtualMachine machine, int index, LocalApic apic)
+    {
+        _machine = machine;
+        Index = index;
+        Apic = apic;
+        RunState = apic.IsBootstrapProcessor ? VcpuRunState.Running : VcpuRunState.WaitForSipi;
+    }
+
+    /// <summary>The vCPU index, 0-based in creation order.</summary>
+    public int Index { get; }
+
+    /// <summary>This CPU's local APIC.</summary>
+    public LocalApic Apic { get; }
+
+    /// <summary>Running, or waiting for SIPI after RESET/INIT (SDM "MP Initialization Protocol").</summary>
+    public VcpuRunState RunState { get; private set; }
+
+    /// <summary>
+    /// Where the CPU (re)started: 0xFFFF_FFF0 after RESET or INIT of the BSP, VV × 0x1000 after a
+    /// SIPI with vector VV (real mode, CS = VV &lt;&lt; 8, IP = 0).
+    /// </summary>
+    public ulong EntryPoint { get; private set; } = 0xFFFF_FFF0;
+
+    /// <summary>The real-mode code segment selector at the entry point (0xF000 after RESET, VV &lt;&lt; 8 after SIPI).</summary>
+    public ushort CodeSegment { get; private set; } = 0xF000;
+
+    /// <summary>Takes the highest-priority event pending for this CPU with interrupts enabled.</summary>
+    /// <remarks>
+    /// Order: SMI, INIT, NMI, ExtINT, then the highest fixed vector above PPR (SDM "Interrupt
+    /// priorities"). A CPU waiting for SIPI takes only INIT and then SIPI; everything else stays
+    /// pending. INIT resets the LAPIC to its INIT state and drops latched SMI/NMI/ExtINT (as KVM's
+    /// vCPU reset does); the BSP restarts at its reset vector and stays running (lapic-reference
+    /// A17), an AP waits for SIPI. A SIPI that reaches a running CPU is discarded.
+    /// </remarks>
+    public CpuEvent Accept()
+    {
+        LocalApic apic = Apic;
+        ApicEvents pending = apic.PendingEvents;
+        if (RunState == VcpuRunState.WaitForSipi)
+        {
+            if ((pending & ApicEvents.Init) != 0)
+            {
+                TakeInit();
+                return new CpuEvent(CpuEventKind.Init);
+            }
+
+            if ((pending & ApicEvents.StartUp) != 0)
+            {
+                byte vector = apic.StartupVector;
+                apic.ClearPendingEvents(ApicEvents.StartUp);
+                RunState = VcpuRunState.Running;
+                CodeSegment = (ushort)(vector << 8);
+                EntryPoint = (ulong)vector << 12;
+                _machine.Counters.StartupsTaken++;
+                return new CpuEvent(CpuEventKind.StartUp, vector);
+            }
+
+            return CpuEvent.None;
+        }
+
+        if ((pending & ApicEvents.StartUp) != 0)
+        {
+            // SDM: a SIPI is only recognized in wait-for-SIPI; a running CPU ignores it.
+            apic.ClearPendingEvents(ApicEvents.StartUp);
+            _machine.Counters.StartupsDiscarded++;
+            pending &= ~ApicEvents.StartUp;
+        }
+
+        if ((pending & ApicEvents.Smi) != 0)
+        {
+            apic.ClearPendingEvents(ApicEvents.Smi);
+            return new CpuEvent(CpuEventKind.Smi);
+        }
+
+        if ((pending & ApicEvents.Init) != 0)
+        {
+            TakeInit();
+            return new CpuEvent(CpuEventKind.Init);
+        }
+
+        if ((pending & ApicEvents.Nmi) != 0)
+        {
+            // Taking the NMI runs its handler to IRET (trace format), so NMIs never stay blocked.
+            apic.ClearPendingEvents(ApicEvents.Nmi);
+            return new CpuEvent(CpuEventKind.Nmi);
+        }
+
+        if ((pending & ApicEvents.ExtInt) != 0)
+        {
+            apic.ClearPendingEvents(ApicEvents.ExtInt);
+            return new CpuEvent(CpuEventKind.ExtInt);
+        }
+
+        int fixedVector = apic.AcknowledgeInterrupt();
+        return fixedVector < 0 ? CpuEvent.None : new CpuEvent(CpuEventKind.Fixed, (byte)fixedVector);
+    }
+
+    private void TakeInit()
+    {
+        LocalApic apic = Apic;
+
+        // A SIPI that arrived while the INIT was pending belongs to the start-up sequence that
+        // follows it (INIT-SIPI-SIPI); keep it for an AP, whose next take is the SIPI.
+        ApicEvents keep = apic.PendingEvents & ApicEvents.StartUp;
+        byte startupVector = apic.StartupVector;
+        apic.ClearPendingEvents(ApicEvents.Smi | ApicEvents.Init | ApicEvents.Nmi | ApicEvents.ExtInt | ApicEvents.StartUp);
+        apic.Reset(init: true);
+        _machine.Counters.InitsTaken++;
+        if (apic.IsBootstrapProcessor)
+        {
+            RunState = VcpuRunState.Running;
+            EntryPoint = 0xFFFF_FFF0;
+            CodeSegment = 0xF000;
+            if (keep != ApicEvents.None)
+            {
+                _machine.Counters.StartupsDiscarded++;
+            }
+        }
+        else
+        {
+            RunState = VcpuRunState.WaitForSipi;
+            if (keep != ApicEvents.None)
+            {
+                apic.AcceptInterrupt(DeliveryMode.StartUp, startupVector, levelTriggered: false);
+            }
+        }
+    }
+
+    /// <summary>Whether a SIPI arriving now is recognized: the CPU waits for SIPI, or an INIT that will put it there is pending.</summary>
+    internal bool WillRecognizeStartup =>
+        RunState == VcpuRunState.WaitForSipi ||
+        ((Apic.PendingEvents & ApicEvents.Init) != 0 && !Apic.IsBootstrapProcessor);
+
+    /// <summary>RDMSR from this CPU: the machine-level MSRs, then the APIC's.</summary>
+    public ApicAccessResult ReadMsr(uint msr, out ulong value)
+    {
+        switch (msr)
+        {
+            case MsrTsc:
+                value = (ulong)(_machine.Now + Apic.TscOffset);
+                return ApicAccessResult.Ok;
+            case MsrArchCapabilities:
+                value = _machine.Options.ForceX2Apic ? ArchCapXApicDisableStatus : 0;
+                return ApicAccessResult.Ok;
+            case MsrXApicDisableStatus:
+                if (_machine.Options.ForceX2Apic)
+                {
+                    value = 1; // LEGACY_XAPIC_DISABLED
+                    return ApicAccessResult.Ok;
+                }
+
+                value = 0;
+                return ApicAccessResult.GeneralProtection;
+            default:
+                if (LocalApic.IsApicMsr(msr))
+                {
+                    return Apic.ReadMsr(msr, out value);
+                }
+
+                value = 0;
+                return ApicAccessResult.GeneralProtection;
+        }
+    }
+
+    /// <summary>WRMSR from this CPU: the machine-level MSRs, then the APIC's.</summary>
+    public ApicAccessResult WriteMsr(uint msr, ulong value)
+    {
+        switch (msr)
+        {
+            case MsrTsc:
+                // Writing the TSC sets this CPU's offset; the TSC-deadline timer follows it.
+                Apic.TscOffset = (long)value - _machine.Now;
+                return ApicAccessResult.Ok;
+            case MsrArchCapabilities:
+            case MsrXApicDisableStatus:
+                // Both are read-only (and 0xBD does not exist without the lock).
+                return ApicAccessResult.GeneralProtection;
+            default:
+                if (!LocalApic.IsApicMsr(msr))
+                {
+                    return ApicAccessResult.GeneralProtection;
+                }
+
+                ApicAccessResult result = Apic.WriteMsr(msr, value);
+
+                // A TSC deadline that is already due fires at once (trace format "Devices and time").
+                _machine.RunDueTimers();
+                return result;
+        }
+    }
+
+    /// <summary>A 32-bit MMIO read by this CPU: its own LAPIC window first, then the IOAPIC.</summary>
+    public ApicAccessResult ReadMmio(ulong address, out uint value)
+    {
+        ApicAccessResult r = Apic.ReadMmio(address, out value);
+        if (r != ApicAccessResult.Unmapped)
+        {
+            return r;
+        }
+
+        return _machine.IoApic.ReadMmio(address, out value);
+    }
+
+    /// <summary>A 32-bit MMIO write by this CPU: its own LAPIC window first, then the IOAPIC.</summary>
+    public ApicAccessResult WriteMmio(ulong address, uint value)
+    {
+        ApicAccessResult r = Apic.WriteMmio(address, value);
+        if (r != ApicAccessResult.Unmapped)
+        {
+            _machine.RunDueTimers();
+            return r;
+        }
+
+        return _machine.IoApic.WriteMmio(address, value);
+    }
+
+    /// <summary>Power-on RESET of this CPU and its LAPIC.</summary>
+    internal void PowerOnReset()
+    {
+        Apic.ClearPendingEvents(ApicEvents.Smi | ApicEvents.Init | ApicEvents.Nmi | ApicEvents.ExtInt | ApicEvents.StartUp);
+        Apic.Reset(init: false);
+        RunState = Apic.IsBootstrapProcessor ? VcpuRunState.Running : VcpuRunState.WaitForSipi;
+        EntryPoint = 0xFFFF_FFF0;
+        CodeSegment = 0xF000;
+    }
+}

@@ -1,0 +1,98 @@
+using Vapic.Trace.Syntax;
+
+namespace Vapic.Trace.Replay;
+
+/// <summary>The result of replaying one file in one or more modes.</summary>
+/// <param name="FileName">The trace file.</param>
+/// <param name="Outcome">Passed, failed or malformed.</param>
+/// <param name="Runs">One run per mode (empty when the file is malformed).</param>
+/// <param name="Messages">What went wrong, one line each (parse errors, failed expectations, mode differences).</param>
+public sealed record FileReplayResult(string FileName, ReplayOutcome Outcome, IReadOnlyList<ModeRun> Runs, IReadOnlyList<string> Messages);
+
+/// <summary>
+/// Replays trace files the way <c>vapic replay</c> does: parse, run in each requested mode,
+/// compare the modes' guest-visible observations, and report. Output is deterministic.
+/// </summary>
+public sealed class ReplaySession
+{
+    private readonly TextWriter _output;
+    private readonly bool _quiet;
+
+    /// <summary>Creates a session writing observations and progress to <paramref name="output"/>.</summary>
+    public ReplaySession(TextWriter output, bool quiet)
+    {
+        _output = output;
+        _quiet = quiet;
+    }
+
+    /// <summary>Replays the file at <paramref name="path"/> in <paramref name="modes"/>.</summary>
+    public FileReplayResult RunFile(string path, IReadOnlyList<string> modes)
+    {
+        TraceParseResult parsed = TraceParser.ParseFile(path);
+        return parsed.Succeeded
+            ? Run(parsed.Document, modes)
+            : new FileReplayResult(path, ReplayOutcome.Malformed, [], [.. parsed.Errors.Select(e => $"{e.Location}: error: {e.Message}")]);
+    }
+
+    /// <summary>Replays trace text (for tests and tools).</summary>
+    public FileReplayResult RunText(string fileName, string text, IReadOnlyList<string> modes)
+    {
+        TraceParseResult parsed = TraceParser.Parse(fileName, text);
+        return parsed.Succeeded
+            ? Run(parsed.Document, modes)
+            : new FileReplayResult(fileName, ReplayOutcome.Malformed, [], [.. parsed.Errors.Select(e => $"{e.Location}: error: {e.Message}")]);
+    }
+
+    /// <summary>Replays a parsed document in <paramref name="modes"/> and checks that they agree.</summary>
+    public FileReplayResult Run(TraceDocument document, IReadOnlyList<string> modes)
+    {
+        var runs = new List<ModeRun>(modes.Count);
+        var messages = new List<string>();
+        TraceReplayer.ObservationSink? sink = _quiet ? null : Print;
+        for (int m = 0; m < modes.Count; m++)
+        {
+            // Observations are printed once, from the first mode; the others must see the same.
+            ModeRun run = TraceReplayer.Run(document, modes[m], m == 0 ? sink : null);
+            runs.Add(run);
+            if (run.Failure is not null)
+            {
+                messages.Add($"{run.Failure} [mode {run.Mode}]");
+            }
+        }
+
+        if (messages.Count == 0)
+        {
+            CompareModes(document, runs, messages);
+        }
+
+        ReplayOutcome outcome = messages.Count == 0 ? ReplayOutcome.Passed : ReplayOutcome.Failed;
+        return new FileReplayResult(document.FileName, outcome, runs, messages);
+    }
+
+    private static void CompareModes(TraceDocument document, List<ModeRun> runs, List<string> messages)
+    {
+        if (runs.Count < 2)
+        {
+            return;
+        }
+
+        Observation[] reference = runs[0].Observations;
+        for (int r = 1; r < runs.Count; r++)
+        {
+            Observation[] other = runs[r].Observations;
+            int n = Math.Min(reference.Length, other.Length);
+            for (int i = 0; i < n; i++)
+            {
+                if (reference[i] != other[i])
+                {
+                    TraceCommand c = document.Commands[i];
+                    messages.Add($"{c.Location}: '{TraceFormatter.Format(c)}' differs between modes: {runs[0].Mode} saw {reference[i]}, {runs[r].Mode} saw {other[i]}");
+                    break;
+                }
+            }
+        }
+    }
+
+    private void Print(in TraceCommand command, Observation observed) =>
+        _output.WriteLine($"{command.Location}: {TraceFormatter.Format(command)} -> {observed}");
+}

@@ -1,0 +1,54 @@
+using Vapic.Machine;
+
+namespace Vapic.Trace.Syntax;
+
+/// <summary>
+/// The result a trace command expects: nothing, a value, <c>unmapped</c>, #GP, an event taken by
+/// <c>accept</c>, or a run state. Sixteen bytes: the kind plus one packed payload.
+/// </summary>
+public readonly record struct Expectation
+{
+    private readonly ulong _payload;
+
+    private Expectation(ExpectationKind kind, ulong payload)
+    {
+        Kind = kind;
+        _payload = payload;
+    }
+
+    /// <summary>What is expected.</summary>
+    public ExpectationKind Kind { get; }
+
+    /// <summary>No expectation.</summary>
+    public static Expectation None => default;
+
+    /// <summary><c>= unmapped</c>.</summary>
+    public static Expectation Unmapped => new(ExpectationKind.Unmapped, 0);
+
+    /// <summary><c>!gp</c>.</summary>
+    public static Expectation GeneralProtection => new(ExpectationKind.GeneralProtection, 0);
+
+    /// <summary>The expected value when <see cref="Kind"/> is <see cref="ExpectationKind.Value"/>, otherwise 0.</summary>
+    public ulong Value => Kind == ExpectationKind.Value ? _payload : 0;
+
+    /// <summary>The expected event when <see cref="Kind"/> is <see cref="ExpectationKind.Event"/>, otherwise <see cref="CpuEvent.None"/>.</summary>
+    public CpuEvent Event => Kind == ExpectationKind.Event
+        ? new CpuEvent((CpuEventKind)(_payload >> 8), (byte)_payload)
+        : CpuEvent.None;
+
+    /// <summary>The expected run state when <see cref="Kind"/> is <see cref="ExpectationKind.RunState"/>, otherwise <see cref="VcpuRunState.Running"/>.</summary>
+    public VcpuRunState RunState => Kind == ExpectationKind.RunState ? (VcpuRunState)_payload : VcpuRunState.Running;
+
+    /// <summary><c>= VALUE</c>.</summary>
+    public static Expectation OfValue(ulong value) => new(ExpectationKind.Value, value);
+
+    /// <summary><c>= EVENT</c> (on <c>accept</c>).</summary>
+    public static Expectation OfEvent(CpuEvent cpuEvent) =>
+        new(ExpectationKind.Event, ((ulong)cpuEvent.Kind << 8) | cpuEvent.Vector);
+
+    /// <summary><c>= running</c> or <c>= wait-for-sipi</c> (on <c>state</c>).</summary>
+    public static Expectation OfRunState(VcpuRunState runState) => new(ExpectationKind.RunState, (ulong)runState);
+
+    /// <summary>Returns the canonical trace text (<c>= 0x10</c>, <c>!gp</c>, ...), or an empty string for <see cref="None"/>.</summary>
+    public override string ToString() => TraceFormatter.Format(this);
+}
