@@ -82,9 +82,10 @@ public sealed class Vcpu
             return CpuEvent.None;
         }
 
-        if ((pending & ApicEvents.StartUp) != 0)
+        if ((pending & (ApicEvents.StartUp | ApicEvents.Init)) == ApicEvents.StartUp)
         {
-            // SDM: a SIPI is only recognized in wait-for-SIPI; a running CPU ignores it.
+            // SDM: a SIPI is only recognized in wait-for-SIPI; a running CPU ignores it (one
+            // that arrived behind a pending INIT is kept for the wait-for-SIPI state INIT enters).
             apic.ClearPendingEvents(ApicEvents.StartUp);
             _machine.Counters.StartupsDiscarded++;
             pending &= ~ApicEvents.StartUp;

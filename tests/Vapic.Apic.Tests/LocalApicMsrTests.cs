@@ -268,6 +268,31 @@ public sealed class LocalApicMsrTests
         host.WrmsrFaults(0x838, 0x1_0000_0000);
     }
 
+    [Theory] // §2: every register but ICR is 32-bit; any of bits 63:32 set faults and changes nothing.
+    [InlineData(0x808u)]
+    [InlineData(0x80Bu)]
+    [InlineData(0x80Fu)]
+    [InlineData(0x828u)]
+    [InlineData(0x832u)]
+    [InlineData(0x833u)]
+    [InlineData(0x834u)]
+    [InlineData(0x835u)]
+    [InlineData(0x836u)]
+    [InlineData(0x837u)]
+    [InlineData(0x838u)]
+    [InlineData(0x83Eu)]
+    [InlineData(0x83Fu)]
+    public void ThirtyTwoBitRegister_HighHalfSet_Faults(uint msr)
+    {
+        TestApicHost host = TestApicHost.CreateEnabled(x2Apic: true);
+        host.Service(0x41);
+        host.WrmsrFaults(msr, 1UL << 63);
+        Assert.True(host.Apic.Isr.Get(0x41));
+        Assert.Equal(0x1FFUL, host.Rdmsr(0x80F));
+        Assert.Equal(0UL, host.Rdmsr(0x838));
+        Assert.Empty(host.SentIpis);
+    }
+
     [Fact]
     public void Version_ReadThroughMsr()
     {

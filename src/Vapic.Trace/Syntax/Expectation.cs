@@ -19,6 +19,9 @@ public readonly record struct Expectation
     /// <summary>What is expected.</summary>
     public ExpectationKind Kind { get; }
 
+    /// <summary>The packed value, event or run state, for compact storage in <see cref="TraceCommand"/>.</summary>
+    internal ulong Payload => _payload;
+
     /// <summary>No expectation.</summary>
     public static Expectation None => default;
 
@@ -38,6 +41,9 @@ public readonly record struct Expectation
 
     /// <summary>The expected run state when <see cref="Kind"/> is <see cref="ExpectationKind.RunState"/>, otherwise <see cref="VcpuRunState.Running"/>.</summary>
     public VcpuRunState RunState => Kind == ExpectationKind.RunState ? (VcpuRunState)_payload : VcpuRunState.Running;
+
+    /// <summary>Rebuilds an expectation from <see cref="Kind"/> and <see cref="Payload"/>.</summary>
+    internal static Expectation FromParts(ExpectationKind kind, ulong payload) => new(kind, payload);
 
     /// <summary><c>= VALUE</c>.</summary>
     public static Expectation OfValue(ulong value) => new(ExpectationKind.Value, value);

@@ -104,6 +104,7 @@ public static class TraceParser
 
         private readonly string _fileName;
         private readonly string _text;
+        private readonly TraceSource _source;
         private TraceCommand[] _commands;
         private int _commandCount;
         private MachineDirective? _machine;
@@ -120,6 +121,7 @@ public static class TraceParser
         {
             _fileName = fileName;
             _text = text;
+            _source = new TraceSource(fileName, text);
             _commands = [];
         }
 
@@ -127,9 +129,11 @@ public static class TraceParser
         {
             string text = _text;
 
-            // Every command takes one line, so the line count bounds the command count.
-            _commands = new TraceCommand[text.AsSpan().Count('\n') + 1];
             int start = text.Length > 0 && text[0] == '\uFEFF' ? 1 : 0;
+
+            // Sizing the array exactly up front avoids a trimming copy: on a multi-million-line
+            // trace, touching fresh memory costs more than this extra pass over the text.
+            _commands = new TraceCommand[CountCommandLines(text.AsSpan(start))];
             while (true)
             {
                 int newline = text.AsSpan(start).IndexOf('\n');
@@ -163,6 +167,39 @@ public static class TraceParser
                 ? ImmutableCollectionsMarshal.AsImmutableArray(_commands)
                 : ImmutableArray.Create(_commands, 0, _commandCount);
             return TraceParseResult.Success(new TraceDocument(_fileName, _machine, commands));
+        }
+
+        /// <summary>
+        /// Counts the lines whose first character after spaces and tabs starts a token (not '#',
+        /// not the end of the line): an upper bound on the commands, exact for a valid trace
+        /// minus its machine line.
+        /// </summary>
+        private static int CountCommandLines(ReadOnlySpan<char> text)
+        {
+            int count = 0;
+            int position = 0;
+            while (position < text.Length)
+            {
+                while (position < text.Length && text[position] is ' ' or '\t' or '\r')
+                {
+                    position++;
+                }
+
+                if (position < text.Length && text[position] is not ('\n' or '#'))
+                {
+                    count++;
+                }
+
+                int newline = text[position..].IndexOf('\n');
+                if (newline < 0)
+                {
+                    break;
+                }
+
+                position += newline + 1;
+            }
+
+            return count;
         }
 
         private bool ParseLine()
@@ -899,14 +936,13 @@ public static class TraceParser
 
         private bool Add(TraceCommandKind kind, Token first, int cpu, ulong a, ulong b, Expectation expectation)
         {
-            _commands[_commandCount++] = new TraceCommand(
-                kind,
-                cpu,
-                a,
-                b,
-                expectation,
-                LocationOf(first),
-                _text.AsMemory(_lineStart, _lineEnd - _lineStart));
+            if (_commandCount == _commands.Length)
+            {
+                // CountCommandLines never undercounts a line that parses; this only guards that claim.
+                Array.Resize(ref _commands, Math.Max(4, _commands.Length * 2));
+            }
+
+            _commands[_commandCount++] = new TraceCommand(kind, cpu, a, b, expectation, _source, _lineNumber, _lineStart);
             return true;
         }
 

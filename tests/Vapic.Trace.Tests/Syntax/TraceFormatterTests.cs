@@ -238,6 +238,6 @@ public sealed class TraceFormatterTests
             TraceCommandKind.Lint => (cpu, a & 1, (ulong)(choice % 3), Expectation.None),
             _ => (TraceCommand.NoCpu, a, 0UL, Expectation.None),
         };
-        return new TraceCommand(kind, commandCpu, commandA, commandB, expectation, default, ReadOnlyMemory<char>.Empty);
+        return new TraceCommand(kind, commandCpu, commandA, commandB, expectation);
     }
 }

@@ -110,6 +110,19 @@ public sealed class TraceParserLexicalTests
     }
 
     [Fact]
+    public void Equality_IncludesTheLocation_SameOperationDoesNot()
+    {
+        TraceDocument document = ParseValid("machine vcpus=1\n0 accept = 0x31\n0 accept = 0x31\n");
+        TraceCommand built = new(TraceCommandKind.Accept, 0, 0, 0, Expectation.OfEvent(new Machine.CpuEvent(Machine.CpuEventKind.Fixed, 0x31)));
+
+        Assert.NotEqual(document.Commands[0], document.Commands[1]);
+        Assert.True(document.Commands[0].IsSameOperation(document.Commands[1]));
+        Assert.True(built.IsSameOperation(document.Commands[0]));
+        Assert.Equal(default, built.Location);
+        Assert.True(built.SourceLine.IsEmpty);
+    }
+
+    [Fact]
     public void CrLfLineEndings_AreAccepted()
     {
         TraceDocument document = ParseValid("machine vcpus=1\r\n0 read 0xfee00020 = 0\r\n\r\ntime +1\r\n");
