@@ -12,10 +12,22 @@ namespace Vapic.Trace.Syntax;
 /// <remarks>
 /// Replay throughput depends on this loop, so it tokenizes with indices into the original string:
 /// no regular expressions, no splitting, no per-token or per-line allocation. A successful parse
-/// allocates the command array (plus one trimming copy) and the machine line's APIC ID list.
+/// allocates the command array (sized exactly by a first pass over the text), the machine line's
+/// APIC ID list and a handful of small objects; only error messages allocate strings.
 /// </remarks>
 public static class TraceParser
 {
+    private static readonly string[] s_cpuCommands = ["read", "write", "rdmsr", "wrmsr", "rdcr8", "wrcr8", "accept", "state", "lint"];
+    private static readonly string[] s_machineCommands = ["ioapic", "irq", "msi", "time"];
+    private static readonly string[] s_allCommands = [.. s_cpuCommands, .. s_machineCommands, "machine"];
+    private static readonly string[] s_machineOptions = ["vcpus", "ids", "force-x2apic", "ioapic-version"];
+    private static readonly string[] s_lineActions = ["high", "low", "pulse"];
+    private static readonly string[] s_ioApicOperations = ["write", "read"];
+    private static readonly string[] s_events = ["none", "smi", "init", "nmi", "extint", "sipi"];
+    private static readonly string[] s_runStates = ["running", "wait-for-sipi"];
+    private static readonly string[] s_unmapped = ["unmapped"];
+    private static readonly string[] s_generalProtection = ["!gp"];
+
     /// <summary>Parses <paramref name="text"/>, naming it <paramref name="fileName"/> in locations and errors.</summary>
     public static TraceParseResult Parse(string fileName, string text)
     {
@@ -84,17 +96,6 @@ public static class TraceParser
         public int Length { get; } = length;
     }
 
-    private static readonly string[] s_cpuCommands = ["read", "write", "rdmsr", "wrmsr", "rdcr8", "wrcr8", "accept", "state", "lint"];
-    private static readonly string[] s_machineCommands = ["ioapic", "irq", "msi", "time"];
-    private static readonly string[] s_allCommands = [.. s_cpuCommands, .. s_machineCommands, "machine"];
-    private static readonly string[] s_machineOptions = ["vcpus", "ids", "force-x2apic", "ioapic-version"];
-    private static readonly string[] s_lineActions = ["high", "low", "pulse"];
-    private static readonly string[] s_ioApicOperations = ["write", "read"];
-    private static readonly string[] s_events = ["none", "smi", "init", "nmi", "extint", "sipi"];
-    private static readonly string[] s_runStates = ["running", "wait-for-sipi"];
-    private static readonly string[] s_unmapped = ["unmapped"];
-    private static readonly string[] s_generalProtection = ["!gp"];
-
     /// <summary>The parse of one text; lives on the stack for the duration of <see cref="Parse"/>.</summary>
     private ref struct Parser
     {
@@ -128,12 +129,12 @@ public static class TraceParser
         public TraceParseResult Run()
         {
             string text = _text;
-
             int start = text.Length > 0 && text[0] == '\uFEFF' ? 1 : 0;
 
-            // Sizing the array exactly up front avoids a trimming copy: on a multi-million-line
-            // trace, touching fresh memory costs more than this extra pass over the text.
-            _commands = new TraceCommand[CountCommandLines(text.AsSpan(start))];
+            // Sizing the array exactly up front (every counted line but the machine line) avoids a
+            // trimming copy: on a multi-million-line trace, touching fresh memory costs more than
+            // this extra pass over the text.
+            _commands = new TraceCommand[Math.Max(0, CountCommandLines(text.AsSpan(start)) - 1)];
             while (true)
             {
                 int newline = text.AsSpan(start).IndexOf('\n');
@@ -947,7 +948,8 @@ public static class TraceParser
         }
 
         /// <summary>
-        /// The next token of the current line. Spaces and tabs separate tokens; '=' and ',' are
+        /// The next token of the current line. Spaces and tabs (and stray carriage returns, which
+        /// mixed line endings leave behind) separate tokens; '=' and ',' are
         /// tokens of their own; '#' ends the line. At the end, returns an End token positioned where
         /// the content stopped, so "missing operand" errors point just past the last token.
         /// </summary>
@@ -956,7 +958,7 @@ public static class TraceParser
             string text = _text;
             int end = _lineEnd;
             int position = _position;
-            while (position < end && text[position] is ' ' or '\t')
+            while (position < end && text[position] is ' ' or '\t' or '\r')
             {
                 position++;
             }
@@ -979,7 +981,7 @@ public static class TraceParser
             {
                 position++;
             }
-            while (position < end && text[position] is not (' ' or '\t' or '=' or ',' or '#'));
+            while (position < end && text[position] is not (' ' or '\t' or '\r' or '=' or ',' or '#'));
 
             _position = position;
             return new Token(TokenKind.Word, start, position - start);

@@ -11,7 +11,7 @@ internal sealed class TraceSource(string fileName, string text)
     public int FirstTokenColumn(int lineStart)
     {
         int position = lineStart;
-        while (position < Text.Length && Text[position] is ' ' or '\t')
+        while (position < Text.Length && Text[position] is ' ' or '\t' or '\r')
         {
             position++;
         }

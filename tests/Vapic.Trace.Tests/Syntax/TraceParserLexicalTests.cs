@@ -132,6 +132,16 @@ public sealed class TraceParserLexicalTests
     }
 
     [Fact]
+    public void StrayCarriageReturns_SeparateTokens()
+    {
+        TraceDocument document = ParseValid("machine vcpus=1\r\r\n0\raccept\r\r\n\r\n");
+
+        TraceCommand command = Assert.Single(document.Commands);
+        Assert.Equal(TraceCommandKind.Accept, command.Kind);
+        Assert.Equal("0\raccept\r", command.SourceLine.ToString());
+    }
+
+    [Fact]
     public void ByteOrderMark_AtTheStart_IsSkipped()
     {
         TraceDocument document = ParseValid("\uFEFFmachine vcpus=1\n");
@@ -177,7 +187,7 @@ public sealed class TraceParserLexicalTests
         Assert.True(result.Succeeded);
         int commandSize = System.Runtime.CompilerServices.Unsafe.SizeOf<TraceCommand>();
 
-        // The line-count-sized array, its trimmed copy, and a few small objects.
-        Assert.InRange(allocated, 0, (2L * (Lines + 2) * commandSize) + 4096);
+        // The exactly sized command array and a few small objects: nothing per line, no trimming copy.
+        Assert.InRange(allocated, Lines * commandSize, (Lines * commandSize) + 4096);
     }
 }

@@ -1,0 +1,219 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+using Vapic.Apic;
+using Vapic.Machine;
+using Vapic.Machine.Workloads;
+
+namespace Vapic.Cli;
+
+/// <summary>
+/// <c>vapic demo [--duration NS] [--json] [--x2apic]</c>: boots the built-in 4-vCPU guest
+/// (<see cref="DemoWorkload"/>), runs it for a fixed virtual time and reports, per CPU and source,
+/// how many interrupts were requested, accepted and merged and how long they waited. The output
+/// depends only on the options: no host time appears in it.
+/// </summary>
+public static class DemoCommand
+{
+    private const int ConsoleWidth = 80;
+
+    private static readonly CultureInfo s_invariant = CultureInfo.InvariantCulture;
+
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var duration = new Option<long>("--duration")
+        {
+            Description = $"Virtual time to run, in nanoseconds (1 to {DemoOptions.MaxDurationNs}).",
+            HelpName = "NS",
+            DefaultValueFactory = _ => DemoOptions.DefaultDurationNs,
+            CustomParser = ParseDuration,
+        };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON instead of tables." };
+        var x2Apic = new Option<bool>("--x2apic")
+        {
+            Description = "Run the guest in x2APIC mode (MSR interface) instead of xAPIC (MMIO).",
+        };
+        var command = new Command(
+            "demo",
+            "Boot a 4-vCPU guest (INIT/SIPI), run LAPIC timers, an IPI ring, IOAPIC edge and level lines and an MSI, and report deliveries and latencies.")
+        {
+            duration,
+            json,
+            x2Apic,
+        };
+        command.SetAction(parseResult =>
+        {
+            var options = new DemoOptions
+            {
+                DurationNs = parseResult.GetValue(duration),
+                UseX2Apic = parseResult.GetValue(x2Apic),
+            };
+            return Run(options, parseResult.GetValue(json), parseResult.InvocationConfiguration.Output);
+        });
+        return command;
+    }
+
+    private static long ParseDuration(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        string text = result.Tokens.Count == 0 ? "" : result.Tokens[^1].Value;
+        if (long.TryParse(text, NumberStyles.None, s_invariant, out long value) &&
+            value >= 1 && value <= DemoOptions.MaxDurationNs)
+        {
+            return value;
+        }
+
+        result.AddError($"--duration must be a whole number of nanoseconds from 1 to {DemoOptions.MaxDurationNs}, not '{text}'");
+        return 0;
+    }
+
+    private static int Run(DemoOptions options, bool json, TextWriter output)
+    {
+        DemoResult result = new DemoWorkload(options).Run();
+        if (json)
+        {
+            output.Write(DemoResultJson.Serialize(result));
+            output.Write('\n');
+            return CliExitCode.Success;
+        }
+
+        // A fixed width makes the text the same on a terminal and in a pipe; the tables fit in it.
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        console.Profile.Width = ConsoleWidth;
+        Render(console, result, output);
+        return CliExitCode.Success;
+    }
+
+    private static void Render(IAnsiConsole console, DemoResult result, TextWriter output)
+    {
+        string mode = result.GuestApicMode == ApicMode.X2Apic ? "x2APIC" : "xAPIC";
+        output.WriteLine($"vapic demo: {result.Cpus.Count} vCPUs, {mode} guest, {Number(result.DurationNs)} ns of virtual time");
+        console.Write(CpuTable(result));
+        console.Write(InterruptTable(result));
+        WriteSummary(output, result);
+    }
+
+    private static Table CpuTable(DemoResult result)
+    {
+        Table table = NewTable("CPUs");
+        AddColumns(table, ("CPU", false), ("APIC ID", false), ("State", true), ("Online at ns", false), ("Timer period ns", false), ("Busy ns", false));
+        foreach (DemoCpuResult cpu in result.Cpus)
+        {
+            AddRow(
+                table,
+                Number(cpu.Cpu),
+                Number(cpu.ApicId),
+                cpu.RunState == VcpuRunState.Running ? "running" : "wait-for-SIPI",
+                cpu.OnlineAtNs is long online ? Number(online) : "-",
+                Number(cpu.TimerPeriodNs),
+                Number(cpu.BusyNs));
+        }
+
+        return table;
+    }
+
+    private static Table InterruptTable(DemoResult result)
+    {
+        Table table = NewTable("Interrupts by CPU and source (latency: request to acceptance, virtual ns)");
+        AddColumns(
+            table,
+            ("CPU", true),
+            ("Source", true),
+            ("Requested", false),
+            ("Accepted", false),
+            ("Merged", false),
+            ("Pending", false),
+            ("Min", false),
+            ("Mean", false),
+            ("Max", false));
+        foreach (DemoCpuResult cpu in result.Cpus)
+        {
+            foreach (DemoSourceStats stats in cpu.Sources)
+            {
+                if (stats.Requested != 0)
+                {
+                    AddStatsRow(table, Number(cpu.Cpu), stats);
+                }
+            }
+        }
+
+        table.AddEmptyRow();
+        foreach (DemoSourceStats stats in result.Totals)
+        {
+            AddStatsRow(table, "all", stats);
+        }
+
+        return table;
+    }
+
+    private static void AddStatsRow(Table table, string cpu, in DemoSourceStats stats) => AddRow(
+        table,
+        cpu,
+        DemoResultJson.SourceName(stats.Source),
+        Number(stats.Requested),
+        Number(stats.Accepted),
+        Number(stats.Merged),
+        Number(stats.Pending),
+        stats.LatencyMinNs is long min ? Number(min) : "-",
+        stats.LatencyMeanNs is double mean ? mean.ToString("F1", s_invariant) : "-",
+        stats.LatencyMaxNs is long max ? Number(max) : "-");
+
+    private static void WriteSummary(TextWriter output, DemoResult result)
+    {
+        DemoMachineCounters c = result.Counters;
+        long dropped = 0;
+        long running = 0;
+        foreach (DemoSourceStats stats in result.Totals)
+        {
+            dropped += stats.Dropped;
+        }
+
+        foreach (DemoCpuResult cpu in result.Cpus)
+        {
+            if (cpu.Cpu != 0 && cpu.RunState == VcpuRunState.Running)
+            {
+                running++;
+            }
+        }
+
+        output.WriteLine($"APs running: {Number(running)} of {Number(result.Cpus.Count - 1)} (INIT taken {Number(c.InitsTaken)}, SIPI taken {Number(c.StartupsTaken)}, SIPI discarded {Number(c.StartupsDiscarded)})");
+        output.WriteLine($"Routed: {Number(c.IpisRouted)} IPIs, {Number(c.IoApicMessagesRouted)} IOAPIC messages, {Number(c.MsisRouted)} MSIs");
+        output.WriteLine($"Timer expiries: {Number(c.TimerExpiries)}; EOIs broadcast to the IOAPIC: {Number(c.EoiBroadcasts)}");
+        output.WriteLine($"Lost: {Number(dropped)} requests dropped, {Number(c.NoDestination)} messages with no destination, {Number(c.ReservedModeDropped)} with a reserved mode");
+    }
+
+    private static Table NewTable(string title)
+    {
+        var table = new Table { Border = TableBorder.Simple };
+        table.Title(title);
+        return table;
+    }
+
+    private static void AddColumns(Table table, params (string Header, bool LeftAligned)[] columns)
+    {
+        foreach ((string header, bool left) in columns)
+        {
+            var column = new TableColumn(new Text(header))
+            {
+                Alignment = left ? Justify.Left : Justify.Right,
+                NoWrap = true,
+                Padding = new Padding(0, 0, 1, 0),
+            };
+            table.AddColumn(column);
+        }
+    }
+
+    private static void AddRow(Table table, params string[] cells)
+    {
+        var renderables = new IRenderable[cells.Length];
+        for (int i = 0; i < cells.Length; i++)
+        {
+            renderables[i] = new Text(cells[i]);
+        }
+
+        table.AddRow(renderables);
+    }
+
+    private static string Number(long value) => value.ToString(s_invariant);
+}

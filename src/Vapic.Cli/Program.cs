@@ -1,0 +1,25 @@
+using System.CommandLine;
+
+namespace Vapic.Cli;
+
+/// <summary>The <c>vapic</c> command line: <c>vapic replay</c> and <c>vapic demo</c>.</summary>
+public static class Program
+{
+    /// <summary>Runs <c>vapic</c> with <paramref name="args"/> and returns the exit status.</summary>
+    public static int Main(string[] args) => CliErrors.Invoke(CreateRootCommand(), args);
+
+    /// <summary>
+    /// Builds the command tree. The root offers --help and --version; every subcommand offers
+    /// --help (System.CommandLine's help option applies to subcommands).
+    /// </summary>
+    public static RootCommand CreateRootCommand()
+    {
+        var root = new RootCommand(
+            "Vapic: a virtual x86 local APIC (xAPIC/x2APIC), IOAPIC and MSI for building and testing hypervisors.");
+        root.Subcommands.Add(ReplayCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
+        root.SetAction(parseResult =>
+            CliErrors.Usage(parseResult.InvocationConfiguration.Error, "vapic", "a command is required: replay or demo (see 'vapic --help')"));
+        return root;
+    }
+}
