@@ -37,7 +37,8 @@ public static class CliErrors
         try
         {
             ParseResult parseResult = root.Parse(args);
-            if (parseResult.Errors.Count > 0)
+            // --help and --version run even when the rest of the line has errors.
+            if (parseResult.Errors.Count > 0 && parseResult.Action is not { ClearsParseErrors: true })
             {
                 ReportUsageError(parseResult, error);
                 return CliExitCode.Usage;
@@ -70,7 +71,7 @@ public static class CliErrors
         string command = CommandPath(parseResult.CommandResult);
 
         // The first error is the one to fix; later ones are often consequences of it.
-        string message = OneLine(parseResult.Errors[0].Message);
+        string message = OneLine(parseResult.Errors[0].Message).TrimEnd('.');
         error.WriteLine($"{command}: {message} (see '{command} --help')");
     }
 

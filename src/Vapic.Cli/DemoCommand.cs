@@ -78,20 +78,38 @@ public static class DemoCommand
             return CliExitCode.Success;
         }
 
-        // A fixed width makes the text the same on a terminal and in a pipe; the tables fit in it.
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
-        console.Profile.Width = ConsoleWidth;
-        Render(console, result, output);
+        Render(result, output);
         return CliExitCode.Success;
     }
 
-    private static void Render(IAnsiConsole console, DemoResult result, TextWriter output)
+    private static void Render(DemoResult result, TextWriter output)
     {
         string mode = result.GuestApicMode == ApicMode.X2Apic ? "x2APIC" : "xAPIC";
         output.WriteLine($"vapic demo: {result.Cpus.Count} vCPUs, {mode} guest, {Number(result.DurationNs)} ns of virtual time");
-        console.Write(CpuTable(result));
-        console.Write(InterruptTable(result));
+        WriteTable(output, CpuTable(result));
+        WriteTable(output, InterruptTable(result));
         WriteSummary(output, result);
+    }
+
+    // Renders at a fixed width without colour, so the text is the same on a terminal and in a
+    // pipe, and drops the padding Spectre adds at the ends of lines.
+    private static void WriteTable(TextWriter output, Table table)
+    {
+        var buffer = new StringWriter(s_invariant);
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Out = new AnsiConsoleOutput(buffer),
+        });
+        console.Profile.Width = ConsoleWidth;
+        console.Write(table);
+        foreach (string line in buffer.ToString().TrimEnd().Split('\n'))
+        {
+            output.WriteLine(line.TrimEnd());
+        }
+
+        output.WriteLine();
     }
 
     private static Table CpuTable(DemoResult result)

@@ -9,13 +9,23 @@ public static class Program
     public static int Main(string[] args) => CliErrors.Invoke(CreateRootCommand(), args);
 
     /// <summary>
-    /// Builds the command tree. The root offers --help and --version; every subcommand offers
-    /// --help (System.CommandLine's help option applies to subcommands).
+    /// Builds the command tree. Every command offers --help and --version.
     /// </summary>
     public static RootCommand CreateRootCommand()
     {
         var root = new RootCommand(
             "Vapic: a virtual x86 local APIC (xAPIC/x2APIC), IOAPIC and MSI for building and testing hypervisors.");
+        foreach (Option option in root.Options)
+        {
+            if (option is VersionOption)
+            {
+                // Offer --version on the subcommands too ("vapic replay --version"), also next to
+                // other arguments, as --help is: drop the "cannot be combined" check.
+                option.Recursive = true;
+                option.Validators.Clear();
+            }
+        }
+
         root.Subcommands.Add(ReplayCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.SetAction(parseResult =>

@@ -43,8 +43,11 @@ internal sealed class ApicRouter
     private readonly int[][] _flat = new int[8][];
     private readonly int[][] _cluster = new int[64][];
 
-    // Logical x2APIC: cluster (LDR[31:16]) to the vCPU of each of the 16 member bits, or -1.
+    // Logical x2APIC: cluster (LDR[31:16]) to the first vCPU of each of the 16 member bits, or
+    // -1, chained through _nextX2ApicLogical. The derived LDR keeps only ID bits 19:0, so IDs
+    // that differ above bit 19 share an LDR and all of them match.
     private readonly Dictionary<uint, int[]> _x2apicClusters = [];
+    private readonly int[] _nextX2ApicLogical;
 
     public ApicRouter(Vcpu[] vcpus, MachineCounters counters)
     {
@@ -53,6 +56,7 @@ internal sealed class ApicRouter
         _scratch = new int[vcpus.Length];
         _stamp = new int[vcpus.Length];
         _nextXApic = new int[vcpus.Length];
+        _nextX2ApicLogical = new int[vcpus.Length];
     }
 
 
@@ -271,10 +275,13 @@ internal sealed class ApicRouter
         {
             for (uint bits = mda & 0xFFFF; bits != 0; bits &= bits - 1)
             {
-                int v = members[System.Numerics.BitOperations.TrailingZeroCount(bits)];
-                if (v >= 0)
+                for (int v = members[System.Numerics.BitOperations.TrailingZeroCount(bits)]; v >= 0; v = _nextX2ApicLogical[v])
                 {
-                    _scratch[n++] = v;
+                    if (_stamp[v] != generation)
+                    {
+                        _stamp[v] = generation;
+                        _scratch[n++] = v;
+                    }
                 }
             }
         }
@@ -394,22 +401,33 @@ internal sealed class ApicRouter
                         (_x2apicSparse ??= [])[id] = v;
                     }
 
-                    uint ldr = apic.LogicalDestination;
-                    if (!_x2apicClusters.TryGetValue(ldr >> 16, out int[]? members))
-                    {
-                        members = new int[16];
-                        Array.Fill(members, -1);
-                        _x2apicClusters[ldr >> 16] = members;
-                    }
-
-                    for (uint bits = ldr & 0xFFFF; bits != 0; bits &= bits - 1)
-                    {
-                        members[System.Numerics.BitOperations.TrailingZeroCount(bits)] = v;
-                    }
-
                     break;
                 }
             }
+        }
+
+        // x2APIC logical chains, built from the highest vCPU down so that each is ascending.
+        for (int v = _vcpus.Length - 1; v >= 0; v--)
+        {
+            _nextX2ApicLogical[v] = -1;
+            LocalApic apic = _vcpus[v].Apic;
+            if (apic.Mode != ApicMode.X2Apic)
+            {
+                continue;
+            }
+
+            uint ldr = apic.LogicalDestination;
+            if (!_x2apicClusters.TryGetValue(ldr >> 16, out int[]? members))
+            {
+                members = new int[16];
+                Array.Fill(members, -1);
+                _x2apicClusters[ldr >> 16] = members;
+            }
+
+            // The derived LDR has exactly one member bit.
+            int bit = System.Numerics.BitOperations.TrailingZeroCount(ldr & 0xFFFF) & 15;
+            _nextX2ApicLogical[v] = members[bit];
+            members[bit] = v;
         }
 
         _xapicMembers = [.. xapic];

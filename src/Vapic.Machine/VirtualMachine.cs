@@ -93,7 +93,7 @@ public sealed class VirtualMachine : ILocalApicHost, IIoApicHost
     public void AdvanceTo(long time)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(time, _now);
-        while (_timers.NextDeadline <= time)
+        while (_timers.Count != 0 && _timers.NextDeadline <= time)
         {
             int source = _timers.NextSource;
             long deadline = _timers.NextDeadline;
@@ -111,7 +111,7 @@ public sealed class VirtualMachine : ILocalApicHost, IIoApicHost
     /// <summary>Fires every timer that is already due at the current time (e.g. a TSC deadline in the past).</summary>
     public void RunDueTimers()
     {
-        while (_timers.NextDeadline <= _now)
+        while (_timers.Count != 0 && _timers.NextDeadline <= _now)
         {
             FireTimer(_timers.NextSource);
         }

@@ -171,9 +171,9 @@ public static class TraceParser
         }
 
         /// <summary>
-        /// Counts the lines whose first character after spaces and tabs starts a token (not '#',
-        /// not the end of the line): an upper bound on the commands, exact for a valid trace
-        /// minus its machine line.
+        /// Counts the lines whose first character after blanks (space, tab, carriage return) starts
+        /// a token, that is, is neither '#' nor the end of the line: an upper bound on the lines
+        /// that can yield a command, and exactly the commands plus the machine line of a valid trace.
         /// </summary>
         private static int CountCommandLines(ReadOnlySpan<char> text)
         {
@@ -520,8 +520,9 @@ public static class TraceParser
 
         private bool ParseCr8Write(Token first, int cpu)
         {
-            // Bits 63:4 set is well-formed: the guest takes #GP at run time (SDM "CR8"), which the
-            // replay reports; the format has no "!gp" for wrcr8 (see docs/trace-format.md).
+            // Bits 63:4 set is well-formed: the guest takes #GP at run time (SDM "MOV—Move to/from
+            // Control Registers"), which the replay reports; the format has no "!gp" for wrcr8
+            // (an open point in docs/trace-format.md).
             if (!ReadNumber("wrcr8", "VALUE", out ulong value, out _)
                 || !ParseTail("wrcr8", Tail.Nothing, out _))
             {

@@ -131,8 +131,8 @@ public sealed class TraceFormatterTests
             1 wrmsr 0x1b 0xfee00c00
             1 wrmsr 0x80f 0x1ff
             ioapic write 0x10 0x8031
-            ioapic write 0x11 0x10
-            irq 0 high
+            ioapic write 0x11 0x10000000      # destination APIC 0x10
+            irq 0 pulse
             1 accept = 0x31
             1 rdmsr 0x80b !gp
             1 wrmsr 0x80b 0

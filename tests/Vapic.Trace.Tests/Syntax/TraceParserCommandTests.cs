@@ -124,7 +124,8 @@ public sealed class TraceParserCommandTests
     [Fact]
     public void Cr8Write_WithReservedBitsSet_IsWellFormed()
     {
-        // Bits 63:4 set makes MOV to CR8 fault at run time (SDM "CR8"); the trace itself is valid.
+        // Bits 63:4 set makes MOV to CR8 fault at run time (SDM "MOV—Move to/from Control
+        // Registers"); the trace itself is valid.
         TraceCommand command = ParseSingle("0 wrcr8 0x10");
 
         Assert.Equal(TraceCommandKind.Cr8Write, command.Kind);
