@@ -98,7 +98,7 @@ public static class DemoCommand
         var buffer = new StringWriter(s_invariant);
         IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
         {
-            Ansi = AnsiSupport.No,
+            Ansi = AnsiSupport.Yes,
             ColorSystem = ColorSystemSupport.NoColors,
             Out = new AnsiConsoleOutput(buffer),
         });

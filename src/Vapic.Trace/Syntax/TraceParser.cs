@@ -521,15 +521,16 @@ public static class TraceParser
         private bool ParseCr8Write(Token first, int cpu)
         {
             // Bits 63:4 set is well-formed: the guest takes #GP at run time (SDM "MOV—Move to/from
-            // Control Registers"), which the replay reports; the format has no "!gp" for wrcr8
-            // (an open point in docs/trace-format.md).
+            // Control Registers"). The format's rule that "!gp after a command means the guest
+            // must receive #GP" is read as applying to every command that can fault, so wrcr8
+            // accepts "!gp" too (docs/trace-format.md, implementation notes).
             if (!ReadNumber("wrcr8", "VALUE", out ulong value, out _)
-                || !ParseTail("wrcr8", Tail.Nothing, out _))
+                || !ParseTail("wrcr8", Tail.GeneralProtection, out Expectation expectation))
             {
                 return false;
             }
 
-            return Add(TraceCommandKind.Cr8Write, first, cpu, value, 0, Expectation.None);
+            return Add(TraceCommandKind.Cr8Write, first, cpu, value, 0, expectation);
         }
 
         private bool ParseNoOperand(Token first, int cpu, TraceCommandKind kind, string command, Tail tail)
@@ -726,7 +727,7 @@ public static class TraceParser
             {
                 if ((allowed & Tail.GeneralProtection) == 0)
                 {
-                    return Fail(TraceErrorKind.GeneralProtectionNotAllowed, token, $"'!gp' is only allowed on rdmsr and wrmsr, not on '{command}'");
+                    return Fail(TraceErrorKind.GeneralProtectionNotAllowed, token, $"'!gp' is only allowed on rdmsr, wrmsr and wrcr8, not on '{command}'");
                 }
 
                 expectation = Expectation.GeneralProtection;

@@ -89,3 +89,26 @@ public class ReplayEngineTests
         Assert.Equal(ReplayOutcome.Passed, r.Outcome);
     }
 }
+
+public class Cr8FaultTests
+{
+    [Fact]
+    public void WrCr8WithReservedBitsFaultsAndChangesNothing()
+    {
+        var r = new ReplaySession(TextWriter.Null, quiet: true).RunText("cr8.trace", """
+            machine vcpus=1
+            0 wrcr8 5
+            0 wrcr8 0x10 !gp
+            0 rdcr8 = 5
+            0 read 0xfee00080 = 0x50
+            """, ReplayMode.Available);
+        Assert.Equal(ReplayOutcome.Passed, r.Outcome);
+    }
+
+    [Fact]
+    public void WrCr8FaultWithoutExpectationFailsTheReplay()
+    {
+        var r = new ReplaySession(TextWriter.Null, quiet: true).RunText("cr8.trace", "machine vcpus=1\n0 wrcr8 0x10\n", ReplayMode.Available);
+        Assert.Equal(ReplayOutcome.Failed, r.Outcome);
+    }
+}

@@ -81,7 +81,6 @@ public sealed class TraceParserErrorTests
     [InlineData("0 wrmsr 0x80b 0 !gp = 0", TraceErrorKind.ExpectationNotAllowed, 21)]
     [InlineData("0 write 0xfee000b0 0 !gp", TraceErrorKind.GeneralProtectionNotAllowed, 22)]
     [InlineData("0 read 0xfee00020 !gp", TraceErrorKind.GeneralProtectionNotAllowed, 19)]
-    [InlineData("0 wrcr8 0x10 !gp", TraceErrorKind.GeneralProtectionNotAllowed, 14)]
     [InlineData("0 rdcr8 !gp", TraceErrorKind.GeneralProtectionNotAllowed, 9)]
     [InlineData("ioapic read 0x10 !gp", TraceErrorKind.GeneralProtectionNotAllowed, 18)]
     // Trailing garbage.
@@ -149,11 +148,11 @@ public sealed class TraceParserErrorTests
     }
 
     [Fact]
-    public void GeneralProtectionOnCr8Write_ExplainsWhereItIsAllowed()
+    public void GeneralProtectionOnMmioWrite_ExplainsWhereItIsAllowed()
     {
-        TraceParseError error = ParseInvalid(Machine + "0 wrcr8 0x10 !gp");
+        TraceParseError error = ParseInvalid(Machine + "0 write 0xfee00080 0x10 !gp");
 
-        Assert.Equal("'!gp' is only allowed on rdmsr and wrmsr, not on 'wrcr8'", error.Message);
+        Assert.Equal("'!gp' is only allowed on rdmsr, wrmsr and wrcr8, not on 'write'", error.Message);
     }
 
     [Fact]
