@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using Vapic.Trace.Replay;
+using Vapic.Virtualization;
 
 namespace Vapic.Cli;
 
@@ -129,8 +130,8 @@ public static class ReplayCommand
         [
             ("commands", s => s.Commands),
             ("expectations checked", s => s.Expectations),
-            ("MMIO accesses (APIC-access exits)", s => s.MmioAccesses),
-            ("MSR accesses (MSR exits)", s => s.MsrAccesses),
+            ("MMIO accesses", s => s.MmioAccesses),
+            ("MSR accesses", s => s.MsrAccesses),
             ("#GP injected", s => s.GeneralProtections),
             ("events accepted", s => s.EventsAccepted),
             ("fixed interrupts accepted", s => s.FixedAccepted),
@@ -145,6 +146,33 @@ public static class ReplayCommand
         ];
         foreach (var (name, get) in rows)
         {
+            AddRow(table, results, modes, name, get);
+        }
+
+        AddRow(table, results, modes, "exits (total)", null, run => run.Ledger.TotalExits);
+        foreach (ExitReason reason in ExitLedger.Reasons)
+        {
+            if (results.Any(r => r.Runs.Any(run => run.Ledger.ExitsOf(reason) != 0)))
+            {
+                AddRow(table, results, modes, "  exit: " + reason, null, run => run.Ledger.ExitsOf(reason));
+            }
+        }
+
+        foreach (CostEvent costEvent in ExitLedger.Events)
+        {
+            if (results.Any(r => r.Runs.Any(run => run.Ledger.EventsOf(costEvent) != 0)))
+            {
+                AddRow(table, results, modes, "  event: " + costEvent, null, run => run.Ledger.EventsOf(costEvent));
+            }
+        }
+
+        AddRow(table, results, modes, "estimated cycles", null, run => run.Ledger.TotalCycles(CostModel.Default));
+        AnsiConsole.Write(table);
+    }
+
+    private static void AddRow(Table table, List<FileReplayResult> results, IReadOnlyList<string> modes, string name, Func<ReplayStats, long>? get, Func<ModeRun, long>? getRun = null)
+    {
+        {
             var cells = new List<string> { name };
             for (int m = 0; m < modes.Count; m++)
             {
@@ -153,7 +181,7 @@ public static class ReplayCommand
                 {
                     if (m < r.Runs.Count)
                     {
-                        total += get(r.Runs[m].Stats);
+                        total += get is not null ? get(r.Runs[m].Stats) : getRun!(r.Runs[m]);
                     }
                 }
 
@@ -162,7 +190,5 @@ public static class ReplayCommand
 
             table.AddRow(cells.ToArray());
         }
-
-        AnsiConsole.Write(table);
     }
 }

@@ -22,6 +22,7 @@ internal sealed class ApicRouter
 
     private readonly Vcpu[] _vcpus;
     private readonly MachineCounters _counters;
+    private readonly IInterruptVirtualization? _virtualization;
     private readonly int[] _scratch;
     private readonly int[] _stamp;
     private int _generation;
@@ -49,10 +50,11 @@ internal sealed class ApicRouter
     private readonly Dictionary<uint, int[]> _x2apicClusters = [];
     private readonly int[] _nextX2ApicLogical;
 
-    public ApicRouter(Vcpu[] vcpus, MachineCounters counters)
+    public ApicRouter(Vcpu[] vcpus, MachineCounters counters, IInterruptVirtualization? virtualization)
     {
         _vcpus = vcpus;
         _counters = counters;
+        _virtualization = virtualization;
         _scratch = new int[vcpus.Length];
         _stamp = new int[vcpus.Length];
         _nextXApic = new int[vcpus.Length];
@@ -177,7 +179,23 @@ internal sealed class ApicRouter
                 return false;
         }
 
-        return vcpu.Apic.AcceptInterrupt(mode, message.Vector, message.LevelTriggered);
+        if (_virtualization is null)
+        {
+            return vcpu.Apic.AcceptInterrupt(mode, message.Vector, message.LevelTriggered);
+        }
+
+        if (mode is DeliveryMode.Fixed or DeliveryMode.LowestPriority)
+        {
+            return _virtualization.DeliverFixed(vcpu, message.Vector, message.LevelTriggered, in message);
+        }
+
+        bool accepted = vcpu.Apic.AcceptInterrupt(mode, message.Vector, message.LevelTriggered);
+        if (accepted)
+        {
+            _virtualization.OnEventLatched(vcpu, mode, in message);
+        }
+
+        return accepted;
     }
 
     private int CollectTargets(in InterruptMessage message)

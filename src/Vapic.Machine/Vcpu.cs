@@ -58,6 +58,24 @@ public sealed class Vcpu
     /// </remarks>
     public CpuEvent Accept()
     {
+        IInterruptVirtualization? v = _machine.Virtualization;
+        if (v is null)
+        {
+            return AcceptCore();
+        }
+
+        v.OnGuestEntry(this);
+        CpuEvent taken = AcceptCore();
+        if (taken.Kind != CpuEventKind.None)
+        {
+            v.OnEventTaken(this, taken);
+        }
+
+        return taken;
+    }
+
+    private CpuEvent AcceptCore()
+    {
         LocalApic apic = Apic;
         ApicEvents pending = apic.PendingEvents;
         if (RunState == VcpuRunState.WaitForSipi)
@@ -159,6 +177,123 @@ public sealed class Vcpu
     /// <summary>RDMSR from this CPU: the machine-level MSRs, then the APIC's.</summary>
     public ApicAccessResult ReadMsr(uint msr, out ulong value)
     {
+        IInterruptVirtualization? v = _machine.Virtualization;
+        if (v is null)
+        {
+            return ReadMsrCore(msr, out value);
+        }
+
+        var access = new GuestAccess(GuestAccessKind.MsrRead, msr, 0);
+        v.OnGuestEntry(this);
+        v.BeforeAccess(this, in access);
+        ApicAccessResult result = ReadMsrCore(msr, out value);
+        v.AfterAccess(this, access with { Value = value }, result);
+        return result;
+    }
+
+    /// <summary>WRMSR from this CPU: the machine-level MSRs, then the APIC's.</summary>
+    public ApicAccessResult WriteMsr(uint msr, ulong value)
+    {
+        IInterruptVirtualization? v = _machine.Virtualization;
+        if (v is null)
+        {
+            return WriteMsrCore(msr, value);
+        }
+
+        var access = new GuestAccess(GuestAccessKind.MsrWrite, msr, value);
+        v.OnGuestEntry(this);
+        v.BeforeAccess(this, in access);
+        ApicAccessResult result = WriteMsrCore(msr, value);
+        v.AfterAccess(this, in access, result);
+        return result;
+    }
+
+    /// <summary>A 32-bit MMIO read by this CPU: its own LAPIC window first, then the IOAPIC.</summary>
+    public ApicAccessResult ReadMmio(ulong address, out uint value)
+    {
+        IInterruptVirtualization? v = _machine.Virtualization;
+        if (v is null)
+        {
+            return ReadMmioCore(address, out value);
+        }
+
+        var access = new GuestAccess(GuestAccessKind.MmioRead, address, 0);
+        v.OnGuestEntry(this);
+        v.BeforeAccess(this, in access);
+        ApicAccessResult result = ReadMmioCore(address, out value);
+        v.AfterAccess(this, access with { Value = value }, result);
+        return result;
+    }
+
+    /// <summary>A 32-bit MMIO write by this CPU: its own LAPIC window first, then the IOAPIC.</summary>
+    public ApicAccessResult WriteMmio(ulong address, uint value)
+    {
+        IInterruptVirtualization? v = _machine.Virtualization;
+        if (v is null)
+        {
+            return WriteMmioCore(address, value);
+        }
+
+        var access = new GuestAccess(GuestAccessKind.MmioWrite, address, value);
+        v.OnGuestEntry(this);
+        v.BeforeAccess(this, in access);
+        ApicAccessResult result = WriteMmioCore(address, value);
+        v.AfterAccess(this, in access, result);
+        return result;
+    }
+
+    /// <summary>MOV from CR8: the task-priority class (TPR[7:4]).</summary>
+    public ulong ReadCr8()
+    {
+        IInterruptVirtualization? v = _machine.Virtualization;
+        if (v is null)
+        {
+            return Apic.ReadCr8();
+        }
+
+        var access = new GuestAccess(GuestAccessKind.Cr8Read, 8, 0);
+        v.OnGuestEntry(this);
+        v.BeforeAccess(this, in access);
+        ulong value = Apic.ReadCr8();
+        v.AfterAccess(this, access with { Value = value }, ApicAccessResult.Ok);
+        return value;
+    }
+
+    /// <summary>MOV to CR8: sets TPR = value[3:0] &lt;&lt; 4; bits 63:4 set raise #GP.</summary>
+    public ApicAccessResult WriteCr8(ulong value)
+    {
+        IInterruptVirtualization? v = _machine.Virtualization;
+        if (v is null)
+        {
+            return Apic.WriteCr8(value);
+        }
+
+        var access = new GuestAccess(GuestAccessKind.Cr8Write, 8, value);
+        v.OnGuestEntry(this);
+        v.BeforeAccess(this, in access);
+        ApicAccessResult result = Apic.WriteCr8(value);
+        v.AfterAccess(this, in access, result);
+        return result;
+    }
+
+    /// <summary>Where the host scheduler has this vCPU (running in guest mode, preempted, halted).</summary>
+    public VcpuHostState HostState { get; private set; }
+
+    /// <summary>The host scheduler moves this vCPU (used by workloads to exercise wakeup paths).</summary>
+    public void SetHostState(VcpuHostState state)
+    {
+        VcpuHostState previous = HostState;
+        if (previous == state)
+        {
+            return;
+        }
+
+        HostState = state;
+        _machine.Virtualization?.OnHostStateChanged(this, previous);
+    }
+
+    private ApicAccessResult ReadMsrCore(uint msr, out ulong value)
+    {
         switch (msr)
         {
             case MsrTsc:
@@ -187,8 +322,7 @@ public sealed class Vcpu
         }
     }
 
-    /// <summary>WRMSR from this CPU: the machine-level MSRs, then the APIC's.</summary>
-    public ApicAccessResult WriteMsr(uint msr, ulong value)
+    private ApicAccessResult WriteMsrCore(uint msr, ulong value)
     {
         switch (msr)
         {
@@ -214,8 +348,7 @@ public sealed class Vcpu
         }
     }
 
-    /// <summary>A 32-bit MMIO read by this CPU: its own LAPIC window first, then the IOAPIC.</summary>
-    public ApicAccessResult ReadMmio(ulong address, out uint value)
+    private ApicAccessResult ReadMmioCore(ulong address, out uint value)
     {
         ApicAccessResult r = Apic.ReadMmio(address, out value);
         if (r != ApicAccessResult.Unmapped)
@@ -226,8 +359,7 @@ public sealed class Vcpu
         return _machine.IoApic.ReadMmio(address, out value);
     }
 
-    /// <summary>A 32-bit MMIO write by this CPU: its own LAPIC window first, then the IOAPIC.</summary>
-    public ApicAccessResult WriteMmio(ulong address, uint value)
+    private ApicAccessResult WriteMmioCore(ulong address, uint value)
     {
         ApicAccessResult r = Apic.WriteMmio(address, value);
         if (r != ApicAccessResult.Unmapped)

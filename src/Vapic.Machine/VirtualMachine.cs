@@ -15,9 +15,9 @@ public sealed class VirtualMachine : ILocalApicHost, IIoApicHost
     private readonly int _ioApicTimerSource;
     private long _now;
 
-    /// <summary>Creates a machine in its power-on state.</summary>
+    /// <summary>Creates a machine in its power-on state, optionally under a virtualization mode.</summary>
     /// <exception cref="ArgumentException">The options are invalid (see <see cref="MachineOptions.Validate"/>).</exception>
-    public VirtualMachine(MachineOptions options)
+    public VirtualMachine(MachineOptions options, IInterruptVirtualization? virtualization = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         string? error = options.Validate();
@@ -47,10 +47,15 @@ public sealed class VirtualMachine : ILocalApicHost, IIoApicHost
         }
 
         IoApic = new IoApic(this, options.IoApicVersion, IoApic.DefaultPinCount, IoApic.DefaultBase, options.ExtendedDestinationId);
-        _router = new ApicRouter(_vcpus, Counters);
+        _router = new ApicRouter(_vcpus, Counters, virtualization);
         _ioApicTimerSource = _vcpus.Length;
         _timers = new TimerQueue(_vcpus.Length + 1);
+        Virtualization = virtualization;
+        virtualization?.Attach(this);
     }
+
+    /// <summary>The virtualization mode observing this machine, or null for bare emulation without accounting.</summary>
+    public IInterruptVirtualization? Virtualization { get; }
 
     /// <summary>The configuration this machine was built from.</summary>
     public MachineOptions Options { get; }
@@ -126,8 +131,10 @@ public sealed class VirtualMachine : ILocalApicHost, IIoApicHost
         }
         else
         {
-            LocalApic apic = _vcpus[source].Apic;
+            Vcpu vcpu = _vcpus[source];
+            LocalApic apic = vcpu.Apic;
             Counters.TimerExpiries++;
+            Virtualization?.OnTimerExpiry(vcpu);
             apic.OnTimer();
             _timers.Set(source, apic.TimerDeadline);
         }

@@ -435,37 +435,37 @@ public sealed class DemoWorkload
 
                 break;
             case TrafficKind.MsiWrite:
-            {
-                CpuState target = _cpus[MsiTargetCpu];
-                DeliveryProbe before = Probe(target);
-                MsiDecodeResult decoded = _machine.SendMsi(_msiAddress, _msiData);
-                if (decoded != MsiDecodeResult.Ok)
                 {
-                    throw new InvalidOperationException($"The demo MSI decoded as {decoded}.");
+                    CpuState target = _cpus[MsiTargetCpu];
+                    DeliveryProbe before = Probe(target);
+                    MsiDecodeResult decoded = _machine.SendMsi(_msiAddress, _msiData);
+                    if (decoded != MsiDecodeResult.Ok)
+                    {
+                        throw new InvalidOperationException($"The demo MSI decoded as {decoded}.");
+                    }
+
+                    RecordRequest(target, DemoSource.Msi, MsiVector, now, before);
+                    break;
                 }
 
-                RecordRequest(target, DemoSource.Msi, MsiVector, now, before);
-                break;
-            }
-
             case TrafficKind.EdgePulse:
-            {
-                CpuState target = _cpus[EdgeTargetCpu];
-                DeliveryProbe before = Probe(target);
-                _machine.SetIrq(EdgeGsi, true);
-                _machine.SetIrq(EdgeGsi, false);
-                RecordRequest(target, DemoSource.IoApic, EdgeVector, now, before);
-                break;
-            }
+                {
+                    CpuState target = _cpus[EdgeTargetCpu];
+                    DeliveryProbe before = Probe(target);
+                    _machine.SetIrq(EdgeGsi, true);
+                    _machine.SetIrq(EdgeGsi, false);
+                    RecordRequest(target, DemoSource.IoApic, EdgeVector, now, before);
+                    break;
+                }
 
             case TrafficKind.LevelAssert:
-            {
-                CpuState target = _cpus[LevelTargetCpu];
-                DeliveryProbe before = Probe(target);
-                _machine.SetIrq(LevelGsi, true);
-                RecordRequest(target, DemoSource.IoApic, LevelVector, now, before);
-                break;
-            }
+                {
+                    CpuState target = _cpus[LevelTargetCpu];
+                    DeliveryProbe before = Probe(target);
+                    _machine.SetIrq(LevelGsi, true);
+                    RecordRequest(target, DemoSource.IoApic, LevelVector, now, before);
+                    break;
+                }
         }
     }
 
@@ -518,13 +518,13 @@ public sealed class DemoWorkload
                     cpu.InStartupCode = true;
                     break;
                 case CpuEventKind.Fixed:
-                {
-                    DemoSource source = SourceOf(ev.Vector, cpu);
-                    AcceptRequest(cpu, source, ref cpu.PendingSince[ev.Vector], now);
-                    StartWork(cpu, now, now + HandlerNs(source));
-                    cpu.ServicingVector = ev.Vector;
-                    break;
-                }
+                    {
+                        DemoSource source = SourceOf(ev.Vector, cpu);
+                        AcceptRequest(cpu, source, ref cpu.PendingSince[ev.Vector], now);
+                        StartWork(cpu, now, now + HandlerNs(source));
+                        cpu.ServicingVector = ev.Vector;
+                        break;
+                    }
 
                 default:
                     throw new InvalidOperationException($"CPU {cpu.Vcpu.Index} took an unexpected {ev} at {now} ns.");

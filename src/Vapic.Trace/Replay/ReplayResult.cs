@@ -1,4 +1,5 @@
 using Vapic.Trace.Syntax;
+using Vapic.Virtualization;
 
 namespace Vapic.Trace.Replay;
 
@@ -51,7 +52,8 @@ public sealed record ReplayStats
 /// <param name="Failure">The first failed expectation, or null.</param>
 /// <param name="Observations">What the guest saw, one entry per command (for mode equivalence).</param>
 /// <param name="Stats">Work counters.</param>
-public sealed record ModeRun(string Mode, ReplayFailure? Failure, Observation[] Observations, ReplayStats Stats)
+/// <param name="Ledger">The exits and costed events the mode accounted.</param>
+public sealed record ModeRun(string Mode, ReplayFailure? Failure, Observation[] Observations, ReplayStats Stats, ExitLedger Ledger)
 {
     /// <summary>True when every expectation held.</summary>
     public bool Passed => Failure is null;

@@ -1,6 +1,7 @@
 using Vapic.Apic;
 using Vapic.Machine;
 using Vapic.Trace.Syntax;
+using Vapic.Virtualization;
 
 namespace Vapic.Trace.Replay;
 
@@ -30,7 +31,8 @@ public static class TraceReplayer
             throw new ArgumentException($"mode '{mode}' is not available", nameof(mode));
         }
 
-        var machine = new VirtualMachine(document.Machine.ToMachineOptions());
+        VirtualizationMode virtualization = ModeRegistry.Create(mode);
+        var machine = new VirtualMachine(document.Machine.ToMachineOptions(), virtualization);
         var commands = document.Commands;
         var observations = new Observation[commands.Length];
         ReplayFailure? failure = null;
@@ -103,7 +105,7 @@ public static class TraceReplayer
             Array.Resize(ref observations, executed);
         }
 
-        return new ModeRun(mode, failure, observations, CollectStats(machine, executed, expectations, mmio, msr, gp, events, fixedEvents));
+        return new ModeRun(mode, failure, observations, CollectStats(machine, executed, expectations, mmio, msr, gp, events, fixedEvents), virtualization.Ledger);
     }
 
     private static bool IsWrite(TraceCommandKind kind) =>
@@ -130,9 +132,9 @@ public static class TraceReplayer
             case TraceCommandKind.MsrWrite:
                 return FromAccess(machine.GetVcpu(command.Cpu).WriteMsr((uint)command.A, command.B), 0, write: true);
             case TraceCommandKind.Cr8Read:
-                return Observation.OfValue(machine.GetVcpu(command.Cpu).Apic.ReadCr8());
+                return Observation.OfValue(machine.GetVcpu(command.Cpu).ReadCr8());
             case TraceCommandKind.Cr8Write:
-                return FromAccess(machine.GetVcpu(command.Cpu).Apic.WriteCr8(command.A), 0, write: true);
+                return FromAccess(machine.GetVcpu(command.Cpu).WriteCr8(command.A), 0, write: true);
             case TraceCommandKind.Accept:
                 return Observation.OfEvent(machine.GetVcpu(command.Cpu).Accept());
             case TraceCommandKind.State:

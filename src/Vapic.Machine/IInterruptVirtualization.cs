@@ -1,0 +1,83 @@
+using Vapic.Apic;
+
+namespace Vapic.Machine;
+
+/// <summary>The kind of a guest access to the interrupt controllers.</summary>
+public enum GuestAccessKind : byte
+{
+    MmioRead,
+    MmioWrite,
+    MsrRead,
+    MsrWrite,
+    Cr8Read,
+    Cr8Write,
+}
+
+/// <summary>
+/// One guest access as the hypervisor layer sees it: what was accessed, with which value, by
+/// which vCPU. <see cref="Address"/> is the physical address (MMIO) or the MSR number.
+/// </summary>
+public readonly record struct GuestAccess(GuestAccessKind Kind, ulong Address, ulong Value)
+{
+    /// <summary>True for writes (MMIO, MSR and CR8).</summary>
+    public bool IsWrite => Kind is GuestAccessKind.MmioWrite or GuestAccessKind.MsrWrite or GuestAccessKind.Cr8Write;
+}
+
+/// <summary>Where the host has a vCPU, which decides how interrupts reach it.</summary>
+public enum VcpuHostState : byte
+{
+    /// <summary>In guest mode on its pCPU: posted interrupts and doorbells are processed at once.</summary>
+    Running,
+
+    /// <summary>Runnable but descheduled: posted interrupts wait in the PIR until the next VM entry.</summary>
+    Preempted,
+
+    /// <summary>Blocked in HLT: an interrupt must wake it (wakeup vector / kick).</summary>
+    Halted,
+}
+
+/// <summary>
+/// The hypervisor's side of interrupt virtualization, as a machine sees it. The machine keeps
+/// the architectural state authoritative (its LAPICs); a mode observes every guest access and
+/// every delivery to account for the exits and notifications that real hardware would take,
+/// and it may hold fixed interrupts in hardware structures (a posted-interrupt descriptor, say)
+/// until the target vCPU next enters the guest. Every method must leave the guest-visible
+/// result exactly as plain emulation would: that is what <c>vapic replay --mode all</c> checks.
+/// </summary>
+public interface IInterruptVirtualization
+{
+    /// <summary>Called once when the machine is built, after its vCPUs exist.</summary>
+    void Attach(VirtualMachine machine);
+
+    /// <summary>
+    /// <paramref name="vcpu"/> is about to execute guest code (an access, or taking an event):
+    /// it enters the guest if it was not running, and anything the hardware still holds for it
+    /// (posted interrupts) reaches its LAPIC first.
+    /// </summary>
+    void OnGuestEntry(Vcpu vcpu);
+
+    /// <summary>Before the access is performed: classify it (exit or not) from the pre-access state.</summary>
+    void BeforeAccess(Vcpu vcpu, in GuestAccess access);
+
+    /// <summary>After the access was performed, with its architectural result.</summary>
+    void AfterAccess(Vcpu vcpu, in GuestAccess access, ApicAccessResult result);
+
+    /// <summary>
+    /// A fixed (or arbitrated lowest-priority) interrupt reaches <paramref name="target"/>. The
+    /// mode either accepts it into the LAPIC now or holds it (and later accepts it in
+    /// <see cref="OnGuestEntry"/>). Returns whether the interrupt was (or will be) accepted.
+    /// </summary>
+    bool DeliverFixed(Vcpu target, byte vector, bool levelTriggered, in InterruptMessage message);
+
+    /// <summary>An NMI, SMI, INIT, SIPI or ExtINT was latched for <paramref name="target"/>.</summary>
+    void OnEventLatched(Vcpu target, DeliveryMode mode, in InterruptMessage message);
+
+    /// <summary>The LAPIC timer of <paramref name="vcpu"/> is about to expire.</summary>
+    void OnTimerExpiry(Vcpu vcpu);
+
+    /// <summary><paramref name="vcpu"/> took <paramref name="taken"/> (never <see cref="CpuEventKind.None"/>).</summary>
+    void OnEventTaken(Vcpu vcpu, CpuEvent taken);
+
+    /// <summary>The host scheduler moved <paramref name="vcpu"/> from <paramref name="previous"/> to its current host state.</summary>
+    void OnHostStateChanged(Vcpu vcpu, VcpuHostState previous);
+}

@@ -1,0 +1,314 @@
+using Vapic.Apic;
+using Vapic.Machine;
+
+namespace Vapic.Virtualization;
+
+/// <summary>
+/// The common part of every mode: exit accounting, the cost model, the VM-wide inhibit set,
+/// kick/wake bookkeeping, and the plain-emulation behaviour that accelerated modes fall back
+/// to while inhibited. The machine's LAPICs stay authoritative for guest-visible state; a mode
+/// only adds the hardware structures and the exits real hardware has.
+/// </summary>
+public abstract class VirtualizationMode : IInterruptVirtualization
+{
+    private VirtualMachine? _machine;
+    private bool[] _kickPending = [];
+    private int _currentVcpu = -1;
+
+    /// <summary>Creates a mode with <paramref name="costModel"/> honoring <paramref name="inhibitMask"/>.</summary>
+    protected VirtualizationMode(CostModel costModel, ApicvInhibitMask inhibitMask)
+    {
+        CostModel = costModel;
+        Inhibits = new ApicvInhibitSet(inhibitMask);
+        Inhibits.ActivationChanged += OnActivationChanged;
+    }
+
+    /// <summary>The mode's name as <c>--mode</c> takes it.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>The machine this mode observes.</summary>
+    public VirtualMachine Machine => _machine ?? throw new InvalidOperationException("the mode is not attached to a machine");
+
+    /// <summary>Exits and costed events so far.</summary>
+    public ExitLedger Ledger { get; } = new();
+
+    /// <summary>Cycles per exit and event.</summary>
+    public CostModel CostModel { get; }
+
+    /// <summary>The VM-wide inhibit reasons.</summary>
+    public ApicvInhibitSet Inhibits { get; }
+
+    /// <summary>Whether the hardware acceleration of this mode is in effect (no honored inhibit).</summary>
+    public virtual bool IsAccelerated => Inhibits.IsActive;
+
+    /// <summary>The vCPU whose guest access is being handled, or -1 (devices, timers, the harness).</summary>
+    protected int CurrentVcpu => _currentVcpu;
+
+    /// <inheritdoc/>
+    public virtual void Attach(VirtualMachine machine)
+    {
+        _machine = machine;
+        _kickPending = new bool[machine.VcpuCount];
+        RecomputeIdentityInhibits();
+    }
+
+    /// <inheritdoc/>
+    public virtual void OnGuestEntry(Vcpu vcpu)
+    {
+        _kickPending[vcpu.Index] = false;
+        if (vcpu.HostState != VcpuHostState.Running)
+        {
+            vcpu.SetHostState(VcpuHostState.Running);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void BeforeAccess(Vcpu vcpu, in GuestAccess access)
+    {
+        _currentVcpu = vcpu.Index;
+        ClassifyAccess(vcpu, in access);
+    }
+
+    /// <inheritdoc/>
+    public void AfterAccess(Vcpu vcpu, in GuestAccess access, ApicAccessResult result)
+    {
+        CompleteAccess(vcpu, in access, result);
+        if (access.IsWrite && result == ApicAccessResult.Ok && AffectsIdentity(vcpu, in access))
+        {
+            RecomputeIdentityInhibits();
+        }
+
+        _currentVcpu = -1;
+    }
+
+    /// <summary>
+    /// Accounts for <paramref name="access"/> before it runs. The default is plain emulation:
+    /// every access to the interrupt controllers exits.
+    /// </summary>
+    protected virtual void ClassifyAccess(Vcpu vcpu, in GuestAccess access) => AccountEmulatedAccess(vcpu, in access);
+
+    /// <summary>Follow-up after the access ran (e.g. trap-like exits that depend on the result).</summary>
+    protected virtual void CompleteAccess(Vcpu vcpu, in GuestAccess access, ApicAccessResult result)
+    {
+    }
+
+    /// <summary>The exits plain emulation takes for <paramref name="access"/>.</summary>
+    protected void AccountEmulatedAccess(Vcpu vcpu, in GuestAccess access)
+    {
+        switch (access.Kind)
+        {
+            case GuestAccessKind.MmioRead:
+            case GuestAccessKind.MmioWrite:
+                Ledger.Exit(ClassifyMmio(vcpu, access.Address));
+                break;
+            case GuestAccessKind.MsrRead:
+                if (access.Address != Vcpu.MsrTsc)
+                {
+                    Ledger.Exit(ExitReason.MsrRead);
+                }
+
+                break;
+            case GuestAccessKind.MsrWrite:
+                Ledger.Exit(ExitReason.MsrWrite);
+                break;
+            case GuestAccessKind.Cr8Read:
+                Ledger.Exit(ExitReason.Cr8Read);
+                break;
+            case GuestAccessKind.Cr8Write:
+                Ledger.Exit(ExitReason.Cr8Write);
+                break;
+        }
+    }
+
+    /// <summary>Which device an MMIO address of <paramref name="vcpu"/> reaches.</summary>
+    protected ExitReason ClassifyMmio(Vcpu vcpu, ulong address)
+    {
+        LocalApic apic = vcpu.Apic;
+        if (apic.Mode == ApicMode.XApic && address - apic.MmioBase < 0x1000)
+        {
+            return ExitReason.ApicMmio;
+        }
+
+        return Machine.IoApic.Decodes(address) ? ExitReason.IoApicMmio : ExitReason.UnbackedMmio;
+    }
+
+    /// <summary>Whether <paramref name="address"/> is inside <paramref name="vcpu"/>'s decoding xAPIC window.</summary>
+    protected static bool IsApicWindow(Vcpu vcpu, ulong address) =>
+        vcpu.Apic.Mode == ApicMode.XApic && address - vcpu.Apic.MmioBase < 0x1000;
+
+    /// <inheritdoc/>
+    public virtual bool DeliverFixed(Vcpu target, byte vector, bool levelTriggered, in InterruptMessage message)
+    {
+        bool accepted = target.Apic.AcceptInterrupt(DeliveryMode.Fixed, vector, levelTriggered);
+        if (accepted)
+        {
+            NotifyEmulated(target);
+        }
+
+        return accepted;
+    }
+
+    /// <inheritdoc/>
+    public virtual void OnEventLatched(Vcpu target, DeliveryMode mode, in InterruptMessage message) => NotifyEmulated(target);
+
+    /// <inheritdoc/>
+    public virtual void OnTimerExpiry(Vcpu vcpu) => NotifyEmulated(vcpu, fromHostTimer: true);
+
+    /// <inheritdoc/>
+    public virtual void OnEventTaken(Vcpu vcpu, CpuEvent taken)
+    {
+        Ledger.Delivered();
+        if (taken.Kind == CpuEventKind.Fixed && IsAccelerated && AcceleratesFixedDelivery(vcpu))
+        {
+            Ledger.Event(CostEvent.VirtualInterruptDelivery);
+            return;
+        }
+
+        Ledger.Event(CostEvent.Injection);
+        if (taken.Kind == CpuEventKind.Fixed && vcpu.Apic.HasDeliverableInterrupt)
+        {
+            // Another interrupt is already deliverable behind the one injected: the hypervisor
+            // asks for an interrupt window to inject it (KVM enable_irq_window).
+            Ledger.Exit(ExitReason.InterruptWindow);
+        }
+    }
+
+    /// <summary>Whether hardware delivers fixed interrupts to <paramref name="vcpu"/> itself (virtual-interrupt delivery).</summary>
+    protected virtual bool AcceleratesFixedDelivery(Vcpu vcpu) => false;
+
+    /// <inheritdoc/>
+    public virtual void OnHostStateChanged(Vcpu vcpu, VcpuHostState previous)
+    {
+    }
+
+    /// <summary>
+    /// Emulated notification: an event is pending for <paramref name="target"/> in its LAPIC;
+    /// kick it out of the guest if it runs elsewhere, wake it if it is blocked; a preempted vCPU
+    /// gets it injected at its next entry.
+    /// </summary>
+    protected void NotifyEmulated(Vcpu target, bool fromHostTimer = false)
+    {
+        if (target.Index == _currentVcpu && !fromHostTimer)
+        {
+            // The sender is the target and is already out of the guest for its own access.
+            return;
+        }
+
+        switch (target.HostState)
+        {
+            case VcpuHostState.Running:
+                if (!_kickPending[target.Index])
+                {
+                    _kickPending[target.Index] = true;
+                    Ledger.Exit(ExitReason.ExternalInterrupt);
+                }
+
+                break;
+            case VcpuHostState.Halted:
+                Wake(target);
+                break;
+        }
+    }
+
+    /// <summary>Wakes a halted vCPU: the host schedules it and it enters the guest.</summary>
+    protected void Wake(Vcpu target)
+    {
+        Ledger.Event(CostEvent.WakeupBlockedVcpu);
+        target.SetHostState(VcpuHostState.Running);
+        _kickPending[target.Index] = true;
+    }
+
+    /// <summary>Marks that <paramref name="target"/> was kicked (so further kicks before it re-enters are free).</summary>
+    protected bool TryMarkKick(Vcpu target)
+    {
+        if (_kickPending[target.Index])
+        {
+            return false;
+        }
+
+        _kickPending[target.Index] = true;
+        return true;
+    }
+
+    /// <summary>Sets or clears an inhibit reason (for callers: trace commands, nested virtualization, the harness).</summary>
+    public void SetInhibit(ApicvInhibit reason, bool set) => Inhibits.Update(reason, set);
+
+    /// <summary>Acceleration was switched on or off: move held interrupts into the LAPICs, reprogram hardware state.</summary>
+    protected virtual void OnActivationChanged(bool active)
+    {
+    }
+
+    private static bool AffectsIdentity(Vcpu vcpu, in GuestAccess access) => access.Kind switch
+    {
+        GuestAccessKind.MsrWrite => access.Address == 0x1B,
+        GuestAccessKind.MmioWrite => IsApicWindow(vcpu, access.Address) && (access.Address & 0xFFF) is 0x020 or 0x0D0 or 0x0E0 or 0x0F0,
+        _ => false,
+    };
+
+    /// <summary>
+    /// Recomputes the inhibits the guest's own APIC programming causes (KVM
+    /// <c>kvm_recalculate_apic_map</c> and friends): a changed xAPIC ID (sticky), a relocated APIC
+    /// base (sticky), physical IDs that alias, and the vendor's own identity checks.
+    /// </summary>
+    protected virtual void RecomputeIdentityInhibits()
+    {
+        VirtualMachine machine = Machine;
+        bool idModified = false, baseModified = false, aliased = false;
+        var seen = new HashSet<uint>();
+        foreach (Vcpu vcpu in machine.Vcpus)
+        {
+            LocalApic apic = vcpu.Apic;
+            if (apic.Mode == ApicMode.Disabled)
+            {
+                continue;
+            }
+
+            if (apic.Mode == ApicMode.XApic && apic.Id != (apic.Options.InitialId & 0xFF))
+            {
+                idModified = true;
+            }
+
+            if (apic.MmioBase != LocalApic.DefaultBase)
+            {
+                baseModified = true;
+            }
+
+            if (!seen.Add(apic.Id))
+            {
+                aliased = true;
+            }
+        }
+
+        if (idModified)
+        {
+            Inhibits.Update(ApicvInhibit.ApicIdModified, true);
+        }
+
+        if (baseModified)
+        {
+            Inhibits.Update(ApicvInhibit.ApicBaseModified, true);
+        }
+
+        Inhibits.Update(ApicvInhibit.PhysicalIdAliased, aliased);
+    }
+}
+
+/// <summary>
+/// Plain emulation: every access to the LAPIC (MMIO page or x2APIC MSRs, CR8) exits to the
+/// hypervisor, interrupts are injected at VM entry, and a running target is kicked out of the
+/// guest so that the injection can happen.
+/// </summary>
+public sealed class EmulatedMode : VirtualizationMode
+{
+    /// <summary>Creates the mode.</summary>
+    public EmulatedMode(CostModel? costModel = null)
+        : base(costModel ?? CostModel.Default, ApicvInhibitMask.None)
+    {
+    }
+
+    /// <inheritdoc/>
+    public override string Name => "emulated";
+
+    /// <inheritdoc/>
+    public override bool IsAccelerated => false;
+}
