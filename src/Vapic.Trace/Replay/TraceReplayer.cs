@@ -31,7 +31,15 @@ public static class TraceReplayer
             throw new ArgumentException($"mode '{mode}' is not available", nameof(mode));
         }
 
-        VirtualizationMode virtualization = ModeRegistry.Create(mode);
+        return Run(document, ModeRegistry.Create(mode), sink);
+    }
+
+    /// <summary>Replays <paramref name="document"/> under a mode instance that is not yet attached to a machine.</summary>
+    public static ModeRun Run(TraceDocument document, VirtualizationMode virtualization, ObservationSink? sink = null)
+    {
+        ArgumentNullException.ThrowIfNull(document);
+        ArgumentNullException.ThrowIfNull(virtualization);
+        string mode = virtualization.Name;
         var machine = new VirtualMachine(document.Machine.ToMachineOptions(), virtualization);
         var commands = document.Commands;
         var observations = new Observation[commands.Length];
