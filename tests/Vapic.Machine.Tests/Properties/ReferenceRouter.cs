@@ -192,7 +192,7 @@ internal static class ReferenceRouter
             }
         }
 
-        return candidates.Count == 0 ? -1 : candidates[0];
+        return candidates.Count == 0 ? -1 : candidates[vector % candidates.Count];
     }
 
     /// <summary>Computes what <paramref name="message"/> does at each vCPU.</summary>

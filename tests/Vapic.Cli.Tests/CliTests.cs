@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using CsCheck;
+using Xunit;
+
+namespace Vapic.Cli.Tests;
+
+/// <summary>Runs the real <c>vapic</c> program as a process and checks exit codes and output.</summary>
+public class CliTests
+{
+    private static readonly string s_vapic = Path.Combine(AppContext.BaseDirectory, "vapic.dll");
+
+    internal static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(s_vapic);
+        foreach (string a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        process.WaitForExit();
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static string WriteTrace(string text)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"vapic-cli-{Guid.NewGuid():N}.trace");
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public void VersionPrintsTheVersion()
+    {
+        var (code, stdout, _) = Run("--version");
+        Assert.Equal(0, code);
+        Assert.Equal("0.1.0", stdout.Trim());
+    }
+
+    [Fact]
+    public void DemoRunsOnDefaultsAndIsDeterministic()
+    {
+        var first = Run("demo", "--json");
+        var second = Run("demo", "--json");
+        Assert.Equal(0, first.ExitCode);
+        Assert.Equal(first.Stdout, second.Stdout);
+        Assert.Contains("\"cpus\"", first.Stdout, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void BadOptionValueIsOneLineAndStatusTwo()
+    {
+        var (code, stdout, stderr) = Run("demo", "--duration", "abc");
+        Assert.Equal(2, code);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.DoesNotContain("   at ", stderr + stdout);
+    }
+
+    [Fact]
+    public void UnknownCommandIsStatusTwo()
+    {
+        var (code, _, stderr) = Run("nosuchcommand");
+        Assert.Equal(2, code);
+        Assert.NotEmpty(stderr.Trim());
+    }
+
+    [Fact]
+    public void ReplayPassingTraceIsStatusZero()
+    {
+        string path = WriteTrace("machine vcpus=1\n0 read 0xfee00030 = 0x01050014\n");
+        var (code, stdout, _) = Run("replay", path);
+        Assert.Equal(0, code);
+        Assert.Contains("PASS", stdout);
+    }
+
+    [Fact]
+    public void ReplayFailedExpectationIsStatusOneAndNamesTheLine()
+    {
+        string path = WriteTrace("machine vcpus=1\n0 read 0xfee00030 = 0x5\n");
+        var (code, _, stderr) = Run("replay", path);
+        Assert.Equal(1, code);
+        Assert.Contains(":2:1:", stderr);
+        Assert.Contains("expected = 0x5", stderr);
+    }
+
+    [Fact]
+    public void ReplayMalformedTraceIsStatusTwoWithLineAndColumn()
+    {
+        string path = WriteTrace("machine vcpus=1\n0 read 0xfee00031\n");
+        var (code, _, stderr) = Run("replay", path);
+        Assert.Equal(2, code);
+        Assert.Contains(":2:8:", stderr);
+    }
+
+    [Fact]
+    public void ReplayMissingFileIsStatusTwo()
+    {
+        var (code, _, stderr) = Run("replay", "/nonexistent/x.trace");
+        Assert.Equal(2, code);
+        Assert.Contains("x.trace", stderr);
+    }
+
+    [Fact]
+    public void ReplayUnknownModeIsStatusTwo()
+    {
+        string path = WriteTrace("machine vcpus=1\n");
+        var (code, _, stderr) = Run("replay", "--mode", "bogus", path);
+        Assert.Equal(2, code);
+        Assert.Contains("bogus", stderr);
+    }
+
+    [Fact]
+    public void ReplayStatsPrintsExitsByMode()
+    {
+        string path = WriteTrace("machine vcpus=1\n0 write 0xfee000f0 0x1ff\n0 read 0xfee00080 = 0\n");
+        var (code, stdout, _) = Run("replay", "--mode", "all", "--stats", path);
+        Assert.Equal(0, code);
+        Assert.Contains("exits (total)", stdout);
+        Assert.Contains("emulated", stdout);
+    }
+
+    [Fact]
+    public void RandomArgumentsNeverCrash()
+    {
+        string[] words = ["replay", "demo", "--mode", "all", "--stats", "--quiet", "--json", "--duration", "-1", "0", "x", "--help", "--version", "/nonexistent", "--x2apic", "99999999999999999999", ""];
+        Gen.OneOf(words).Array[0, 5].Sample(args =>
+        {
+            var (code, stdout, stderr) = Run(args);
+            return code is 0 or 1 or 2 && !(stdout + stderr).Contains("Unhandled exception", StringComparison.Ordinal);
+        }, iter: 25, threads: 1);
+    }
+}
