@@ -6,6 +6,7 @@ public static class ModeRegistry
     private static readonly Dictionary<string, Func<CostModel, VirtualizationMode>> s_factories = new(StringComparer.Ordinal)
     {
         ["emulated"] = cost => new EmulatedMode(cost),
+        ["avic"] = cost => new Avic.AvicMode(costModel: cost),
     };
 
     /// <summary>Every mode the trace format names, in the order <c>--mode all</c> runs them.</summary>

@@ -218,6 +218,9 @@ public abstract class VirtualizationMode : IInterruptVirtualization
         _kickPending[target.Index] = true;
     }
 
+    /// <summary>Whether <paramref name="target"/> was kicked or woken and has not re-entered the guest since (it is not in guest mode).</summary>
+    protected bool IsKickPending(Vcpu target) => _kickPending[target.Index];
+
     /// <summary>Marks that <paramref name="target"/> was kicked (so further kicks before it re-enters are free).</summary>
     protected bool TryMarkKick(Vcpu target)
     {
