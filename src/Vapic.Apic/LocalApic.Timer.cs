@@ -64,7 +64,7 @@ public sealed partial class LocalApic
         }
         else if (mode == TimerMode.Periodic && _regs.TimerCounting)
         {
-            SetTimerDeadline(deadline + (_regs.InitialCount * TickNs));
+            SetTimerDeadline(AddSaturating(deadline, _regs.InitialCount * TickNs));
         }
         else
         {
@@ -76,6 +76,12 @@ public sealed partial class LocalApic
     }
 
     private long TickNs => (long)_regs.Divisor * Options.BusCycleNs;
+
+    /// <summary>
+    /// <paramref name="time"/> + <paramref name="delta"/> (delta ≥ 0), or <see cref="long.MaxValue"/>
+    /// ("never") when that lies beyond the end of virtual time: a deadline must never wrap into the past.
+    /// </summary>
+    private static long AddSaturating(long time, long delta) => time > long.MaxValue - delta ? long.MaxValue : time + delta;
 
     private static TimerMode TimerModeOf(uint lvtTimer) =>
         (TimerMode)((lvtTimer & LocalVectorTable.TimerModeMask) >> LocalVectorTable.TimerModeShift);
@@ -122,7 +128,7 @@ public sealed partial class LocalApic
         long now = _host.Now;
         _regs.TimerCounting = true;
         _regs.TimerBase = now;
-        SetTimerDeadline(now + (value * TickNs));
+        SetTimerDeadline(AddSaturating(now, value * TickNs));
     }
 
     /// <summary>
@@ -150,7 +156,7 @@ public sealed partial class LocalApic
         long elapsed = now - _regs.TimerBase;
         long remainingTicks = initial - ((elapsed / oldTick) % initial);
         long partialTick = (elapsed % oldTick) * newDivisor / oldDivisor;
-        long deadline = now + (remainingTicks * newTick) - partialTick;
+        long deadline = AddSaturating(now, (remainingTicks * newTick) - partialTick);
         _regs.TimerBase = deadline - (initial * newTick);
         SetTimerDeadline(deadline);
     }

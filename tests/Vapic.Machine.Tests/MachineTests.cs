@@ -199,6 +199,93 @@ public sealed class MachineTests
     }
 
     [Fact]
+    public void AdvanceToTheEndOfTime_WithNothingArmed_Returns()
+    {
+        VirtualMachine machine = NewMachine(1);
+        machine.AdvanceTo(long.MaxValue);
+        Assert.Equal(long.MaxValue, machine.Now);
+    }
+
+    [Fact]
+    public void InitialCountNearTheEndOfTime_NeverExpiresInThePast()
+    {
+        // An expiry beyond the last representable instant never happens; it must not wrap into the past
+        // (the machine would then fire the timer over and over). The write goes to the LAPIC window
+        // directly so that a wrapped deadline fails this test instead of hanging it in RunDueTimers.
+        VirtualMachine machine = NewMachine(1);
+        Vcpu cpu = machine.GetVcpu(0);
+        cpu.EnableSoftware();
+        cpu.Write(Reg.LvtTimer, 0x0002_0030);
+        machine.AdvanceTo(long.MaxValue - 100);
+
+        Assert.Equal(ApicAccessResult.Ok, cpu.Apic.WriteMmio(ApicBase + Reg.InitialCount, 1000));
+
+        Assert.True(cpu.Apic.TimerDeadline > machine.Now, $"deadline {cpu.Apic.TimerDeadline} is before now {machine.Now}");
+        Assert.True(machine.NextTimerDeadline > machine.Now);
+        Assert.Equal(1000u, cpu.Read(Reg.CurrentCount));
+    }
+
+    [Fact]
+    public void DivideConfigurationNearTheEndOfTime_NeverExpiresInThePast()
+    {
+        VirtualMachine machine = NewMachine(1);
+        Vcpu cpu = machine.GetVcpu(0);
+        cpu.EnableSoftware();
+        cpu.Write(Reg.DivideConfiguration, 0xB);
+        cpu.Write(Reg.LvtTimer, 0x0000_0030);
+        machine.AdvanceTo(long.MaxValue - 2000);
+        cpu.Write(Reg.InitialCount, 1000); // due at MaxValue - 1000: representable
+
+        // ÷128: the remaining 1000 ticks now last 128 000 ns, past the end of time.
+        Assert.Equal(ApicAccessResult.Ok, cpu.Apic.WriteMmio(ApicBase + Reg.DivideConfiguration, 0xA));
+
+        Assert.True(cpu.Apic.TimerDeadline > machine.Now, $"deadline {cpu.Apic.TimerDeadline} is before now {machine.Now}");
+    }
+
+    [Fact]
+    public void Timer_KeepsCountingAcrossTheSwitchToX2Apic()
+    {
+        // KVM keeps every register on xAPIC → x2APIC (lapic-reference §3), the timer included.
+        VirtualMachine machine = NewMachine(1);
+        Vcpu cpu = machine.GetVcpu(0);
+        cpu.EnableSoftware();
+        cpu.Write(Reg.DivideConfiguration, 0xB);
+        cpu.Write(Reg.LvtTimer, 0x0002_0030);
+        cpu.Write(Reg.InitialCount, 1000);
+        machine.Advance(400);
+
+        cpu.EnterX2Apic();
+
+        Assert.Equal(600UL, cpu.RdMsr(Msr.Of(Reg.CurrentCount)));
+        Assert.Equal(0x0002_0030UL, cpu.RdMsr(Msr.Of(Reg.LvtTimer)));
+        machine.Advance(600);
+        Assert.Equal(Fixed(0x30), cpu.Accept());
+        Assert.Equal(2000, machine.NextTimerDeadline);
+    }
+
+    [Fact]
+    public void Timer_ExpiringWhileGloballyDisabled_DeliversNothingAndKeepsCounting()
+    {
+        VirtualMachine machine = NewMachine(1);
+        Vcpu cpu = machine.GetVcpu(0);
+        cpu.EnableSoftware();
+        cpu.Write(Reg.DivideConfiguration, 0xB);
+        cpu.Write(Reg.LvtTimer, 0x0002_0030);
+        cpu.Write(Reg.InitialCount, 100);
+
+        cpu.DisableGlobally();
+        machine.Advance(250);
+        Assert.Equal(2, cpu.Apic.Counters.TimerExpiries);
+        Assert.Equal(2, cpu.Apic.Counters.TimerExpiriesMasked);
+
+        cpu.EnterXApic(); // A15: the state survived, so the periodic count runs on
+        Assert.Equal(50u, cpu.Read(Reg.CurrentCount));
+        Assert.True(cpu.IrrEmpty());
+        machine.Advance(50);
+        Assert.Equal(Fixed(0x30), cpu.Accept());
+    }
+
+    [Fact]
     public void AdvanceBackwards_Throws()
     {
         VirtualMachine machine = NewMachine(1);

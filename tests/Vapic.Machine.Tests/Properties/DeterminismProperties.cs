@@ -29,7 +29,7 @@ public sealed class DeterminismProperties
 
                     Assert.Fail($"runs differ at line {line}:\n{(line < a.Length ? a[line] : "<end>")}\n{(line < b.Length ? b[line] : "<end>")}");
                 }
-            }, iter: 100, time: 6);
+            }, iter: 100);
 
     [Fact]
     public void InterleavedMachines_DoNotInfluenceEachOther()
@@ -62,7 +62,7 @@ public sealed class DeterminismProperties
                 logB.Append(driverB.Dump());
                 Assert.Equal(aloneA, logA.ToString());
                 Assert.Equal(aloneB, logB.ToString());
-            }, iter: 40, time: 4);
+            }, iter: 40);
     }
 
     private static string Run(MachineSpec spec, Op[] ops)

@@ -20,6 +20,13 @@ internal readonly record struct VcpuConfig(int ModeChoice, byte XApicId, bool Wr
 
     public ApicMode Mode => ModeChoice < 5 ? ApicMode.XApic : ModeChoice < 8 ? ApicMode.X2Apic : ApicMode.Disabled;
 
+    /// <summary>The configuration as the platform allows it: locked x2APIC never leaves x2APIC; without VER[24] SVR bit 12 does not exist.</summary>
+    public VcpuConfig For(MachineOptions options) => this with
+    {
+        ModeChoice = options.ForceX2Apic ? 5 : ModeChoice,
+        SvrChoice = options.IoApicVersion == 0x11 && SvrChoice == 9 ? 0 : SvrChoice,
+    };
+
     /// <summary>Flat (most), cluster, or a model that is neither (matches nothing but the broadcast).</summary>
     public uint Dfr => DfrChoice switch
     {
@@ -77,12 +84,23 @@ internal readonly record struct VcpuConfig(int ModeChoice, byte XApicId, bool Wr
 }
 
 /// <summary>A machine: vCPU count, an APIC ID scheme and one configuration per vCPU.</summary>
-internal sealed record MachineSpec(int VcpuCount, int IdScheme, VcpuConfig[] Configs)
+internal sealed record MachineSpec(int VcpuCount, int IdScheme, VcpuConfig[] Configs, int Platform = 2)
 {
-    /// <summary>Machines of 1-64 vCPUs. <paramref name="ldrAliases"/> adds x2APIC IDs whose derived LDRs coincide.</summary>
+    /// <summary>
+    /// Machines of 1-64 vCPUs; 1 in 8 with locked x2APIC, 1 in 8 with a version 0x11 IOAPIC.
+    /// <paramref name="ldrAliases"/> adds x2APIC IDs whose derived LDRs coincide.
+    /// </summary>
     public static Gen<MachineSpec> Generator(bool ldrAliases = false) =>
-        Gen.Select(Gen.Int[1, 64], Gen.Int[0, ldrAliases ? 8 : 7], VcpuConfig.Generator.Array[64],
-            (n, scheme, configs) => new MachineSpec(n, scheme, configs));
+        Gen.Select(Gen.Int[1, 64], Gen.Int[0, ldrAliases ? 8 : 7], VcpuConfig.Generator.Array[64], Gen.Int[0, 7],
+            (n, scheme, configs, platform) => new MachineSpec(n, scheme, configs, platform));
+
+    public MachineOptions Options => new()
+    {
+        VcpuCount = VcpuCount,
+        ApicIds = Ids(),
+        ForceX2Apic = Platform == 0,
+        IoApicVersion = Platform == 1 ? (byte)0x11 : (byte)0x20,
+    };
 
     /// <summary>
     /// The initial APIC IDs: 0..n-1 (half of the time), small strides, strides that need x2APIC,
@@ -114,7 +132,8 @@ internal sealed record MachineSpec(int VcpuCount, int IdScheme, VcpuConfig[] Con
 
     public VirtualMachine Build()
     {
-        var machine = new VirtualMachine(new MachineOptions { VcpuCount = VcpuCount, ApicIds = Ids() });
+        MachineOptions options = Options;
+        var machine = new VirtualMachine(options);
         for (int i = 1; i < VcpuCount; i++)
         {
             if (Configs[i].Started)
@@ -125,14 +144,14 @@ internal sealed record MachineSpec(int VcpuCount, int IdScheme, VcpuConfig[] Con
 
         for (int i = 0; i < VcpuCount; i++)
         {
-            Configs[i].Apply(machine.GetVcpu(i));
+            Configs[i].For(options).Apply(machine.GetVcpu(i));
         }
 
         return machine;
     }
 
     public override string ToString() =>
-        $"MachineSpec {{ VcpuCount = {VcpuCount}, IdScheme = {IdScheme}, Configs = [{string.Join(", ", Configs.Take(VcpuCount))}] }}";
+        $"MachineSpec {{ VcpuCount = {VcpuCount}, IdScheme = {IdScheme}, Platform = {Platform}, Configs = [{string.Join(", ", Configs.Take(VcpuCount))}] }}";
 }
 
 /// <summary>How a generated destination is chosen; resolved against the machine when the operation runs.</summary>
@@ -285,113 +304,113 @@ internal sealed class MachineDriver
                 SendIpi(cpuIndex, cpu, mode, op, effect);
                 break;
             case OpKind.SelfIpi:
-            {
-                byte vector = VectorSelector.Resolve(op.A);
-                ApicAccessResult r = cpu.WriteMsr(Msr.X2ApicSelfIpi, vector);
-                Log($"selfipi {cpuIndex} {vector:x2} {r}");
-                Assert.Equal(mode == ApicMode.X2Apic ? ApicAccessResult.Ok : ApicAccessResult.GeneralProtection, r);
-                if (r == ApicAccessResult.Ok)
                 {
-                    effect.Messages.Add(new InterruptMessage(vector, DeliveryMode.Fixed, DestinationMode.Physical, Views[cpuIndex].Id,
-                        DestinationShorthand.Self, false, true, false, InterruptSource.Ipi, cpuIndex));
-                }
+                    byte vector = VectorSelector.Resolve(op.A);
+                    ApicAccessResult r = cpu.WriteMsr(Msr.X2ApicSelfIpi, vector);
+                    Log($"selfipi {cpuIndex} {vector:x2} {r}");
+                    Assert.Equal(mode == ApicMode.X2Apic ? ApicAccessResult.Ok : ApicAccessResult.GeneralProtection, r);
+                    if (r == ApicAccessResult.Ok)
+                    {
+                        effect.Messages.Add(new InterruptMessage(vector, DeliveryMode.Fixed, DestinationMode.Physical, Views[cpuIndex].Id,
+                            DestinationShorthand.Self, false, true, false, InterruptSource.Ipi, cpuIndex));
+                    }
 
-                break;
-            }
+                    break;
+                }
 
             case OpKind.Msi:
                 SendMsi(op, effect);
                 break;
             case OpKind.Irq:
-            {
-                int pin = (int)(op.A % Pins);
-                effect.Pin = pin;
-                switch (op.B % 3)
                 {
-                    case 0:
-                        Machine.SetIrq(pin, true);
-                        break;
-                    case 1:
-                        Machine.SetIrq(pin, false);
-                        break;
-                    default:
-                        Machine.SetIrq(pin, true);
-                        Machine.SetIrq(pin, false);
-                        break;
-                }
+                    int pin = (int)(op.A % Pins);
+                    effect.Pin = pin;
+                    switch (op.B % 3)
+                    {
+                        case 0:
+                            Machine.SetIrq(pin, true);
+                            break;
+                        case 1:
+                            Machine.SetIrq(pin, false);
+                            break;
+                        default:
+                            Machine.SetIrq(pin, true);
+                            Machine.SetIrq(pin, false);
+                            break;
+                    }
 
-                Log($"irq {pin} {op.B % 3}");
-                break;
-            }
+                    Log($"irq {pin} {op.B % 3}");
+                    break;
+                }
 
             case OpKind.Rte:
                 ProgramRte(cpu, op, effect);
                 break;
             case OpKind.IoApicEoi:
-            {
-                int pin = (int)(op.A % Pins);
-                effect.Pin = pin;
-                ApicAccessResult r = cpu.WriteMmio(TestGuest.IoApicBase + 0x40, PinVector(pin));
-                Log($"ioapic-eoi {pin} {r}");
-                break;
-            }
+                {
+                    int pin = (int)(op.A % Pins);
+                    effect.Pin = pin;
+                    ApicAccessResult r = cpu.WriteMmio(TestGuest.IoApicBase + 0x40, PinVector(pin));
+                    Log($"ioapic-eoi {pin} {r}");
+                    break;
+                }
 
             case OpKind.Accept:
                 effect.Accepted = cpu.Accept();
                 Log($"accept {cpuIndex} = {effect.Accepted}");
                 break;
             case OpKind.Eoi:
-            {
-                // The EOI'd vector's pin (if it is a pin vector) may re-deliver.
-                int highest = cpu.Apic.Isr.Highest();
-                effect.Pin = highest >= 0x90 && highest < 0x90 + Pins ? highest - 0x90 : -1;
-                ApicAccessResult r = mode == ApicMode.X2Apic
-                    ? cpu.WriteMsr(Msr.X2ApicEoi, 0)
-                    : cpu.WriteMmio(TestGuest.ApicBase + Reg.Eoi, op.A);
-                Log($"eoi {cpuIndex} {r}");
-                break;
-            }
+                {
+                    // The EOI'd vector's pin (if it is a pin vector) may re-deliver.
+                    int highest = cpu.Apic.Isr.Highest();
+                    effect.Pin = highest >= 0x90 && highest < 0x90 + Pins ? highest - 0x90 : -1;
+                    ApicAccessResult r = mode == ApicMode.X2Apic
+                        ? cpu.WriteMsr(Msr.X2ApicEoi, 0)
+                        : cpu.WriteMmio(TestGuest.ApicBase + Reg.Eoi, op.A);
+                    Log($"eoi {cpuIndex} {r}");
+                    break;
+                }
 
             case OpKind.Tpr:
-            {
-                // Mostly low priorities, so that interrupts keep flowing; sometimes anything.
-                uint tpr = (op.B >> 8) % 4 == 0 ? op.B & 0xFF : op.B & 0x3F;
-                ApicAccessResult r = (op.A & 1) == 0
-                    ? WriteRegister(cpu, mode, Reg.TaskPriority, tpr)
-                    : cpu.Apic.WriteCr8(tpr >> 4);
-                Log($"tpr {cpuIndex} {r}");
-                break;
-            }
+                {
+                    // Mostly low priorities, so that interrupts keep flowing; sometimes anything.
+                    uint tpr = (op.B >> 8) % 4 == 0 ? op.B & 0xFF : op.B & 0x3F;
+                    ApicAccessResult r = (op.A & 1) == 0
+                        ? WriteRegister(cpu, mode, Reg.TaskPriority, tpr)
+                        : cpu.WriteCr8(tpr >> 4);
+                    Log($"tpr {cpuIndex} {r}");
+                    break;
+                }
 
             case OpKind.Svr:
-            {
-                uint svr = VcpuConfig.FromRaw(op.A, op.B).Svr;
-                ApicAccessResult r = WriteRegister(cpu, mode, Reg.SpuriousVector, svr);
-                Log($"svr {cpuIndex} {svr:x} {r}");
-                break;
-            }
+                {
+                    uint svr = VcpuConfig.FromRaw(op.A, op.B).For(Machine.Options).Svr;
+                    ApicAccessResult r = WriteRegister(cpu, mode, Reg.SpuriousVector, svr);
+                    Log($"svr {cpuIndex} {svr:x} {r}");
+                    break;
+                }
 
             case OpKind.Timer:
                 ArmTimer(cpuIndex, cpu, mode, op);
                 break;
             case OpKind.Advance:
-            {
-                long next = Machine.NextTimerDeadline;
-                if ((op.A & 3) == 0 && next != long.MaxValue && next - Machine.Now <= 1_000_000)
                 {
-                    Machine.AdvanceTo(next);
-                }
-                else
-                {
-                    Machine.Advance(op.B % 5000);
-                }
+                    long next = Machine.NextTimerDeadline;
+                    if ((op.A & 3) == 0 && next != long.MaxValue && next - Machine.Now <= 1_000_000)
+                    {
+                        Machine.AdvanceTo(next);
+                    }
+                    else
+                    {
+                        Machine.Advance(op.B % 5000);
+                    }
 
-                Log($"time {Machine.Now}");
-                break;
-            }
+                    Log($"time {Machine.Now}");
+                    break;
+                }
 
             case OpKind.Reconfigure:
-                VcpuConfig.FromRaw(op.A, op.B).Apply(cpu);
+                VcpuConfig.FromRaw(op.A, op.B).For(Machine.Options).Apply(cpu);
                 Log($"reconfigure {cpuIndex}");
                 break;
         }
@@ -571,7 +590,7 @@ internal sealed class MachineDriver
         {
             Vcpu cpu = Machine.GetVcpu(i);
             sb.Append($"cpu {i} {cpu.RunState} {cpu.EntryPoint:x} {cpu.CodeSegment:x} base {cpu.RdMsr(Msr.ApicBase):x} ");
-            sb.Append($"tsc {cpu.RdMsr(Vcpu.MsrTsc)} deadline {cpu.RdMsr(Msr.TscDeadline)} cr8 {cpu.Apic.ReadCr8()} ");
+            sb.Append($"tsc {cpu.RdMsr(Vcpu.MsrTsc)} deadline {cpu.RdMsr(Msr.TscDeadline)} cr8 {cpu.ReadCr8()} ");
             sb.Append($"events {cpu.Apic.PendingEvents} ");
             foreach (uint offset in s_dumpOffsets)
             {

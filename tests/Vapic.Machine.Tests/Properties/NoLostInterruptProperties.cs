@@ -16,12 +16,12 @@ public sealed class NoLostInterruptProperties
     [Fact]
     public void RandomOperations_LoseNoInterruptAndKeepIrrIsrTmrPprConsistent() =>
         Gen.Select(MachineSpec.Generator(), Op.Generator.Array[1, 120])
-            .Sample((spec, ops) => new LedgerChecker(spec).Run(ops), iter: 150, time: 8);
+            .Sample((spec, ops) => new LedgerChecker(spec).Run(ops), iter: 100);
 
     [Fact]
     public void RandomOperations_OnSmallMachines_ManyOperations() =>
         Gen.Select(MachineSpec.Generator().Select(s => s with { VcpuCount = 1 + (s.VcpuCount % 4) }), Op.Generator.Array[50, 400])
-            .Sample((spec, ops) => new LedgerChecker(spec).Run(ops), iter: 150, time: 8);
+            .Sample((spec, ops) => new LedgerChecker(spec).Run(ops), iter: 100);
 
     /// <summary>One APIC's state and counters as the checker compares them across an operation.</summary>
     private readonly record struct ApicState(
@@ -256,23 +256,23 @@ public sealed class NoLostInterruptProperties
             switch (taken.Kind)
             {
                 case CpuEventKind.Fixed:
-                {
-                    // SDM "Interrupt Handling Procedure": the highest IRR vector, only if its class is above PPR's.
-                    int v = taken.Vector;
-                    Assert.Equal(VcpuRunState.Running, b.RunState);
-                    Assert.NotEqual(ApicMode.Disabled, b.Mode);
-                    Assert.Equal(ApicEvents.None, b.Pending & NonFixed);
-                    Assert.Equal(b.Irr.Highest(), v);
-                    Assert.True((v & 0xF0) > (b.Ppr & 0xF0), $"accepted 0x{v:x2} with PPR 0x{b.Ppr:x2}");
-                    InterruptBitmap irr = b.Irr;
-                    irr.Clear(v);
-                    InterruptBitmap isr = b.Isr;
-                    isr.Set(v);
-                    Assert.Equal(irr, a.Irr);
-                    Assert.Equal(isr, a.Isr);
-                    Assert.Equal(b.Acknowledged + 1, a.Acknowledged);
-                    break;
-                }
+                    {
+                        // SDM "Interrupt Handling Procedure": the highest IRR vector, only if its class is above PPR's.
+                        int v = taken.Vector;
+                        Assert.Equal(VcpuRunState.Running, b.RunState);
+                        Assert.NotEqual(ApicMode.Disabled, b.Mode);
+                        Assert.Equal(ApicEvents.None, b.Pending & NonFixed);
+                        Assert.Equal(b.Irr.Highest(), v);
+                        Assert.True((v & 0xF0) > (b.Ppr & 0xF0), $"accepted 0x{v:x2} with PPR 0x{b.Ppr:x2}");
+                        InterruptBitmap irr = b.Irr;
+                        irr.Clear(v);
+                        InterruptBitmap isr = b.Isr;
+                        isr.Set(v);
+                        Assert.Equal(irr, a.Irr);
+                        Assert.Equal(isr, a.Isr);
+                        Assert.Equal(b.Acknowledged + 1, a.Acknowledged);
+                        break;
+                    }
 
                 case CpuEventKind.None:
                     if (b.RunState == VcpuRunState.Running)
@@ -305,27 +305,27 @@ public sealed class NoLostInterruptProperties
                     Assert.Equal(b.Irr, a.Irr);
                     break;
                 default:
-                {
-                    ApicEvents taken1 = taken.Kind switch
                     {
-                        CpuEventKind.Smi => ApicEvents.Smi,
-                        CpuEventKind.Nmi => ApicEvents.Nmi,
-                        _ => ApicEvents.ExtInt,
-                    };
-                    ApicEvents higher = taken.Kind switch
-                    {
-                        CpuEventKind.Smi => ApicEvents.None,
-                        CpuEventKind.Nmi => ApicEvents.Smi | ApicEvents.Init,
-                        _ => ApicEvents.Smi | ApicEvents.Init | ApicEvents.Nmi,
-                    };
-                    Assert.Equal(VcpuRunState.Running, b.RunState);
-                    Assert.NotEqual(ApicEvents.None, b.Pending & taken1);
-                    Assert.Equal(ApicEvents.None, b.Pending & higher);
-                    Assert.Equal(ApicEvents.None, a.Pending & taken1);
-                    Assert.Equal(b.Irr, a.Irr);
-                    Assert.Equal(b.Isr, a.Isr);
-                    break;
-                }
+                        ApicEvents taken1 = taken.Kind switch
+                        {
+                            CpuEventKind.Smi => ApicEvents.Smi,
+                            CpuEventKind.Nmi => ApicEvents.Nmi,
+                            _ => ApicEvents.ExtInt,
+                        };
+                        ApicEvents higher = taken.Kind switch
+                        {
+                            CpuEventKind.Smi => ApicEvents.None,
+                            CpuEventKind.Nmi => ApicEvents.Smi | ApicEvents.Init,
+                            _ => ApicEvents.Smi | ApicEvents.Init | ApicEvents.Nmi,
+                        };
+                        Assert.Equal(VcpuRunState.Running, b.RunState);
+                        Assert.NotEqual(ApicEvents.None, b.Pending & taken1);
+                        Assert.Equal(ApicEvents.None, b.Pending & higher);
+                        Assert.Equal(ApicEvents.None, a.Pending & taken1);
+                        Assert.Equal(b.Irr, a.Irr);
+                        Assert.Equal(b.Isr, a.Isr);
+                        break;
+                    }
             }
         }
 

@@ -109,41 +109,41 @@ internal static class ReferenceRouter
         switch (target.Mode)
         {
             case ApicMode.XApic:
-            {
-                // An xAPIC-mode target reads 0xFF as broadcast in both destination modes (A19, A22).
-                if (mda == 0xFF)
                 {
-                    return true;
-                }
+                    // An xAPIC-mode target reads 0xFF as broadcast in both destination modes (A19, A22).
+                    if (mda == 0xFF)
+                    {
+                        return true;
+                    }
 
-                if (message.DestinationMode == DestinationMode.Physical)
-                {
-                    return mda == target.Id;
-                }
+                    if (message.DestinationMode == DestinationMode.Physical)
+                    {
+                        return mda == target.Id;
+                    }
 
-                uint logicalId = target.Ldr >> 24;
-                return (target.Dfr >> 28) switch
-                {
-                    0xF => (logicalId & mda) != 0,
-                    0x0 => (logicalId >> 4) == (mda >> 4) && (logicalId & mda & 0xF) != 0,
-                    _ => false, // other DFR models match nothing (KVM)
-                };
-            }
+                    uint logicalId = target.Ldr >> 24;
+                    return (target.Dfr >> 28) switch
+                    {
+                        0xF => (logicalId & mda) != 0,
+                        0x0 => (logicalId >> 4) == (mda >> 4) && (logicalId & mda & 0xF) != 0,
+                        _ => false, // other DFR models match nothing (KVM)
+                    };
+                }
 
             case ApicMode.X2Apic:
-            {
-                if (mda == 0xFFFF_FFFF)
                 {
-                    return true;
-                }
+                    if (mda == 0xFFFF_FFFF)
+                    {
+                        return true;
+                    }
 
-                if (message.DestinationMode == DestinationMode.Physical)
-                {
-                    return mda == target.Id;
-                }
+                    if (message.DestinationMode == DestinationMode.Physical)
+                    {
+                        return mda == target.Id;
+                    }
 
-                return (target.Ldr >> 16) == (mda >> 16) && (target.Ldr & mda & 0xFFFF) != 0;
-            }
+                    return (target.Ldr >> 16) == (mda >> 16) && (target.Ldr & mda & 0xFFFF) != 0;
+                }
 
             default:
                 return false; // a globally disabled APIC takes no message

@@ -262,6 +262,22 @@ public sealed class IpiRoutingTests
     }
 
     [Fact]
+    public void SelfIpiWithIllegalVector_SetsSendAndReceiveErrors()
+    {
+        // SELF IPI vector 0-15: ESR bits 5 (send) and 6 (receive), nothing in IRR (lapic-reference §10).
+        VirtualMachine machine = NewMachine(2, forceX2Apic: true);
+        machine.EnableAll();
+        Vcpu cpu1 = machine.GetVcpu(1);
+
+        cpu1.WrMsr(Msr.X2ApicSelfIpi, 0x05);
+
+        cpu1.WrMsr(Msr.Of(Reg.ErrorStatus), 0);
+        Assert.Equal(0x60UL, cpu1.RdMsr(Msr.Of(Reg.ErrorStatus)));
+        Assert.True(cpu1.IrrEmpty());
+        Assert.True(machine.GetVcpu(0).IrrEmpty());
+    }
+
+    [Fact]
     public void FixedIpi_IsTakenAndRetiredAtTheTarget()
     {
         VirtualMachine machine = NewMachine(2);
