@@ -6,6 +6,7 @@ public static class ModeRegistry
     private static readonly Dictionary<string, Func<CostModel, VirtualizationMode>> s_factories = new(StringComparer.Ordinal)
     {
         ["emulated"] = cost => new EmulatedMode(cost),
+        ["apicv"] = cost => new Apicv.ApicvMode(costModel: cost),
         ["avic"] = cost => new Avic.AvicMode(costModel: cost),
     };
 
