@@ -29,7 +29,8 @@ public class ReplayEngineTests
             0 read 0xfee00030 = 0x12345678
             """);
         Assert.Equal(ReplayOutcome.Failed, r.Outcome);
-        string message = Assert.Single(r.Messages);
+        string message = r.Messages[0];
+        Assert.Equal(ReplayMode.Available.Count, r.Messages.Count);
         Assert.Contains("t.trace:3:", message);
         Assert.Contains("0x12345678", message);
         Assert.Contains("0x1050014", message);
@@ -48,7 +49,7 @@ public class ReplayEngineTests
     {
         var r = Replay("machine vcpus=1\n0 wrmsr 0x808 0\n");
         Assert.Equal(ReplayOutcome.Failed, r.Outcome);
-        Assert.Contains("#GP", Assert.Single(r.Messages));
+        Assert.All(r.Messages, m => Assert.Contains("#GP", m));
     }
 
     [Fact]
