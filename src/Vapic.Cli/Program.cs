@@ -29,6 +29,7 @@ public static class Program
         root.Subcommands.Add(ReplayCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(MadtCommand.Create());
+        root.Subcommands.Add(CompareCommand.Create());
         root.SetAction(parseResult =>
             CliErrors.Usage(parseResult.InvocationConfiguration.Error, "vapic", "a command is required: replay or demo (see 'vapic --help')"));
         return root;
