@@ -31,7 +31,10 @@ public static class Program
         root.Subcommands.Add(MadtCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
         root.SetAction(parseResult =>
-            CliErrors.Usage(parseResult.InvocationConfiguration.Error, "vapic", "a command is required: replay or demo (see 'vapic --help')"));
+            CliErrors.Usage(
+                parseResult.InvocationConfiguration.Error,
+                "vapic",
+                $"a command is required: {string.Join(", ", root.Subcommands.Select(c => c.Name))} (see 'vapic --help')"));
         return root;
     }
 }

@@ -34,8 +34,14 @@ public sealed record CostModel
     /// <summary>Waking a blocked vCPU: host IRQ, scheduler wake-up, VM entry.</summary>
     public long WakeupBlockedVcpu { get; init; } = 5_000;
 
-    /// <summary>A GHCB-protocol VMGEXIT (SEV-ES/SNP).</summary>
-    public long VmgexitRoundTrip { get; init; } = 2_400;
+    private long? _vmgexitRoundTrip;
+
+    /// <summary>A GHCB-protocol VMGEXIT (SEV-ES/SNP): 2 × <see cref="ExitRoundTrip"/> unless set (virtualization-reference §1.2).</summary>
+    public long VmgexitRoundTrip
+    {
+        get => _vmgexitRoundTrip ?? 2 * ExitRoundTrip;
+        init => _vmgexitRoundTrip = value;
+    }
 
     /// <summary>Injecting an event at VM entry (part of the entry; charged separately for visibility).</summary>
     public long Injection { get; init; } = 0;

@@ -41,3 +41,27 @@ public class InhibitTests
         Assert.Equal(13, (int)ApicvInhibit.L2PassthroughAccess);
     }
 }
+
+public class CostModelTests
+{
+    [Fact]
+    public void VmgexitFollowsExitRoundTripUnlessOverridden()
+    {
+        Assert.Equal(2_400, CostModel.Default.VmgexitRoundTrip);
+        CostModel faster = CostModel.Default.WithOverrides("ExitRoundTrip=1000", out _)!;
+        Assert.Equal(2_000, faster.VmgexitRoundTrip);
+        CostModel pinned = faster.WithOverrides("VmgexitRoundTrip=3000", out _)!;
+        Assert.Equal(3_000, pinned.VmgexitRoundTrip);
+    }
+
+    [Fact]
+    public void UnknownOrNegativeOverridesAreRejected()
+    {
+        Assert.Null(CostModel.Default.WithOverrides("Bogus=1", out string? e1));
+        Assert.Contains("unknown cost figure", e1);
+        Assert.Null(CostModel.Default.WithOverrides("ExitRoundTrip=-5", out string? e2));
+        Assert.Contains("negative", e2);
+        Assert.Null(CostModel.Default.WithOverrides("ExitRoundTrip", out string? e3));
+        Assert.NotNull(e3);
+    }
+}
