@@ -167,6 +167,11 @@ public static class CompareCommand
 
     private static int Report(ComparisonResult result, bool asJson, TextWriter output, TextWriter error)
     {
+        foreach (string skip in result.Skipped)
+        {
+            error.WriteLine($"note: skipped {skip}");
+        }
+
         if (asJson)
         {
             output.Write(ComparisonJson.Serialize(result));

@@ -5,6 +5,7 @@ using Spectre.Console.Rendering;
 using Vapic.Apic;
 using Vapic.Machine;
 using Vapic.Machine.Workloads;
+using Vapic.Virtualization.SecureAvic;
 
 namespace Vapic.Cli;
 
@@ -35,6 +36,11 @@ public static class DemoCommand
         {
             Description = "Run the guest in x2APIC mode (MSR interface) instead of xAPIC (MMIO).",
         };
+        var mode = new Option<string>("--mode")
+        {
+            Description = "Run a virtualization mode's scenario instead: 'savic' (Secure AVIC: what the guest allows, what a hostile hypervisor tries and what gets through, kexec without and with teardown).",
+            HelpName = "MODE",
+        };
         var command = new Command(
             "demo",
             "Boot a 4-vCPU guest (INIT/SIPI), run LAPIC timers, an IPI ring, IOAPIC edge and level lines and an MSI, and report deliveries and latencies.")
@@ -42,9 +48,29 @@ public static class DemoCommand
             duration,
             json,
             x2Apic,
+            mode,
         };
         command.SetAction(parseResult =>
         {
+            if (parseResult.GetValue(mode) is string modeName)
+            {
+                TextWriter error = parseResult.InvocationConfiguration.Error;
+                if (modeName != "savic")
+                {
+                    return CliErrors.Usage(error, "vapic demo", $"--mode '{modeName}' has no demo scenario (only 'savic' has one)");
+                }
+
+                foreach (Option builtInOnly in new Option[] { duration, x2Apic })
+                {
+                    if (parseResult.GetResult(builtInOnly) is { Implicit: false })
+                    {
+                        return CliErrors.Usage(error, "vapic demo", $"{builtInOnly.Name} applies to the built-in demo, not to --mode savic");
+                    }
+                }
+
+                return RunSecureAvic(parseResult.GetValue(json), parseResult.InvocationConfiguration.Output);
+            }
+
             var options = new DemoOptions
             {
                 DurationNs = parseResult.GetValue(duration),
@@ -234,4 +260,170 @@ public static class DemoCommand
     }
 
     private static string Number(long value) => value.ToString(s_invariant);
+
+    // vapic demo --mode savic: the Secure AVIC kexec scenario, without and then with the teardown.
+    private static int RunSecureAvic(bool json, TextWriter output)
+    {
+        SecureAvicKexecResult[] runs = [SecureAvicKexecScenario.Run(tearDown: false), SecureAvicKexecScenario.Run(tearDown: true)];
+        if (json)
+        {
+            WriteSecureAvicJson(runs, output);
+            return CliExitCode.Success;
+        }
+
+        output.WriteLine("vapic demo --mode savic: an SEV-SNP guest with Secure AVIC on 2 vCPUs (x2APIC), a hostile hypervisor, and kexec into a kernel that knows nothing of Secure AVIC");
+        output.WriteLine();
+        SecureAvicKexecResult first = runs[0];
+        Table allowed = NewTable("What kernel 1 (Secure AVIC driver) allowed before kexec");
+        AddColumns(allowed, ("vCPU", false), ("ALLOWED_IRR", true), ("NMI", true), ("Control MSR", false), ("Registered page", false));
+        foreach (SecureAvicVcpuSnapshot s in first.FirstKernel)
+        {
+            AddRow(allowed, Number(s.Vcpu), Vectors(s.AllowedVectors), s.NmiAllowed ? "allowed" : "refused", Hex(s.ControlMsr), s.RegisteredGpa is ulong gpa ? Hex(gpa) : "-");
+        }
+
+        WriteTable(output, allowed);
+        foreach ((byte vector, int from, int to, bool stillAllowed) in first.VectorMoves)
+        {
+            output.WriteLine($"IOAPIC vector {Hex(vector)} moved from vCPU {from} to vCPU {to}: ALLOWED_IRR[{Hex(vector)}] {(stillAllowed ? "still set" : "cleared")} on vCPU {from}");
+        }
+
+        output.WriteLine();
+        WriteTable(output, DeliveryTable("Kernel 1: sent and got through", first, SecureAvicKexecScenario.FirstKernelPhase));
+        foreach (SecureAvicKexecResult run in runs)
+        {
+            string how = run.TearDown ? "with teardown" : "without teardown";
+            WriteTable(output, DeliveryTable($"Kernel 2 (kexec {how}): sent and got through", run, SecureAvicKexecScenario.SecondKernelPhase));
+            int enabled = run.SecondKernel.Count(s => (s.ControlMsr & SecureAvicControl.Enable) != 0);
+            int registered = run.SecondKernel.Count(s => s.RegisteredGpa is not null);
+            string stale = string.Join("; ", run.SecondKernel.Where(s => s.AllowedVectors.Count != 0).Select(s => $"vCPU {s.Vcpu}: {Vectors(s.AllowedVectors)}"));
+            output.WriteLine($"Kexec {how}: Secure AVIC still enabled on {enabled} of {run.SecondKernel.Count} vCPUs, {registered} backing page(s) still registered, ALLOWED_IRR left: {(stale.Length == 0 ? "none" : stale)}");
+            output.WriteLine($"  kernel 2 took {Number(run.UnhandledVcExceptions)} #VC it cannot handle and lost {Number(run.SecondKernelDevicesLost)} of its device interrupts: {(run.SecondKernelBootsCleanly ? "it boots cleanly" : "it does NOT boot cleanly")}");
+            output.WriteLine();
+        }
+
+        return CliExitCode.Success;
+    }
+
+    private static Table DeliveryTable(string title, SecureAvicKexecResult run, string phase)
+    {
+        Table table = NewTable(title);
+        AddColumns(table, ("Source", true), ("vCPU", false), ("Vector", true), ("Allowed", true), ("Got through", true));
+        foreach (SecureAvicDelivery d in run.Deliveries)
+        {
+            if (d.Phase == phase)
+            {
+                AddRow(
+                    table,
+                    SourceName(d.Source),
+                    Number(d.Vcpu),
+                    d.Vector is byte v ? Hex(v) : "NMI",
+                    d.Allowed is bool a ? (a ? "yes" : "no") : "not filtered",
+                    d.GotThrough ? "yes" : "no");
+            }
+        }
+
+        return table;
+    }
+
+    private static void WriteSecureAvicJson(SecureAvicKexecResult[] runs, TextWriter output)
+    {
+        var buffer = new MemoryStream();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Indented = true }))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("scenario", "savic-kexec");
+            writer.WriteStartArray("runs");
+            foreach (SecureAvicKexecResult run in runs)
+            {
+                writer.WriteStartObject();
+                writer.WriteBoolean("teardown", run.TearDown);
+                WriteSnapshots(writer, "firstKernel", run.FirstKernel);
+                WriteSnapshots(writer, "secondKernel", run.SecondKernel);
+                writer.WriteStartArray("deliveries");
+                foreach (SecureAvicDelivery d in run.Deliveries)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("phase", d.Phase);
+                    writer.WriteString("source", SourceName(d.Source));
+                    writer.WriteNumber("vcpu", d.Vcpu);
+                    if (d.Vector is byte v)
+                    {
+                        writer.WriteNumber("vector", v);
+                    }
+                    else
+                    {
+                        writer.WriteString("vector", "nmi");
+                    }
+
+                    if (d.Allowed is bool a)
+                    {
+                        writer.WriteBoolean("allowed", a);
+                    }
+                    else
+                    {
+                        writer.WriteNull("allowed");
+                    }
+
+                    writer.WriteBoolean("gotThrough", d.GotThrough);
+                    writer.WriteEndObject();
+                }
+
+                writer.WriteEndArray();
+                writer.WriteNumber("unhandledVcExceptions", run.UnhandledVcExceptions);
+                writer.WriteNumber("secondKernelDevicesLost", run.SecondKernelDevicesLost);
+                writer.WriteBoolean("secondKernelBootsCleanly", run.SecondKernelBootsCleanly);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        output.Write(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+        output.Write('\n');
+    }
+
+    private static void WriteSnapshots(System.Text.Json.Utf8JsonWriter writer, string name, IReadOnlyList<SecureAvicVcpuSnapshot> snapshots)
+    {
+        writer.WriteStartArray(name);
+        foreach (SecureAvicVcpuSnapshot s in snapshots)
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("vcpu", s.Vcpu);
+            writer.WriteStartArray("allowedVectors");
+            foreach (byte v in s.AllowedVectors)
+            {
+                writer.WriteNumberValue(v);
+            }
+
+            writer.WriteEndArray();
+            writer.WriteBoolean("nmiAllowed", s.NmiAllowed);
+            writer.WriteNumber("controlMsr", s.ControlMsr);
+            if (s.RegisteredGpa is ulong gpa)
+            {
+                writer.WriteNumber("registeredGpa", gpa);
+            }
+            else
+            {
+                writer.WriteNull("registeredGpa");
+            }
+
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+    }
+
+    private static string SourceName(SecureAvicSource source) => source switch
+    {
+        SecureAvicSource.GuestIpi => "guest IPI",
+        SecureAvicSource.Device => "device",
+        SecureAvicSource.Timer => "timer",
+        _ => "hypervisor",
+    };
+
+    private static string Vectors(IReadOnlyList<byte> vectors) =>
+        vectors.Count == 0 ? "none" : string.Join(" ", vectors.Select(v => Hex(v)));
+
+    private static string Hex(ulong value) => "0x" + value.ToString("x", s_invariant);
 }

@@ -30,6 +30,8 @@ public static class Program
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(MadtCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
+        root.Subcommands.Add(NestedCommand.Create());
+        root.Subcommands.Add(MsrBitmapCommand.Create());
         root.SetAction(parseResult =>
             CliErrors.Usage(
                 parseResult.InvocationConfiguration.Error,

@@ -84,13 +84,37 @@ public static class ReplayCommand
                 error.WriteLine(message);
             }
 
+            if (!quiet)
+            {
+                // A mode that cannot apply (x2APIC-only savic on an xAPIC trace) is not a failure.
+                foreach (ModeSkip skip in result.Skipped)
+                {
+                    output.WriteLine(skip.ToString());
+                }
+            }
+
             if (result.Outcome == ReplayOutcome.Passed)
             {
                 passed++;
                 if (!quiet)
                 {
-                    var run = result.Runs[0];
-                    output.WriteLine($"PASS {file} ({run.Stats.Commands} commands, {run.Stats.Expectations} expectations; modes: {string.Join(", ", modes)})");
+                    string[] ran = [.. modes.Where(m => !result.IsSkipped(m))];
+                    string skippedModes = result.Skipped.Count == 0 ? "" : $"; skipped: {string.Join(", ", result.Skipped.Select(s => s.Mode))}";
+                    if (ran.Length == 0)
+                    {
+                        output.WriteLine($"SKIP {file} (modes: {string.Join(", ", modes)} cannot apply)");
+                    }
+                    else
+                    {
+                        int first = 0;
+                        while (result.IsSkipped(modes[first]))
+                        {
+                            first++;
+                        }
+
+                        var run = result.Runs[first];
+                        output.WriteLine($"PASS {file} ({run.Stats.Commands} commands, {run.Stats.Expectations} expectations; modes: {string.Join(", ", ran)}{skippedModes})");
+                    }
                 }
             }
             else
@@ -179,7 +203,8 @@ public static class ReplayCommand
                 long total = 0;
                 foreach (FileReplayResult r in results)
                 {
-                    if (m < r.Runs.Count)
+                    // A skipped mode stopped early: its partial work is not counted.
+                    if (m < r.Runs.Count && !r.IsSkipped(modes[m]))
                     {
                         total += get is not null ? get(r.Runs[m].Stats) : getRun!(r.Runs[m]);
                     }

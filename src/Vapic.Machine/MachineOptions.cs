@@ -27,6 +27,19 @@ public sealed record MachineOptions
     /// <summary>MAXPHYADDR enumerated to the guest.</summary>
     public int MaxPhysicalAddressBits { get; init; } = 46;
 
+    /// <summary>
+    /// The CPU vendor the guest sees. It decides which model-specific enumeration exists: Intel has
+    /// IA32_ARCH_CAPABILITIES (0x10A) and, with the lock, IA32_XAPIC_DISABLE_STATUS (0xBD); AMD has
+    /// neither, so a locked x2APIC is enforced there but not enumerated.
+    /// </summary>
+    public CpuVendor CpuVendor { get; init; } = CpuVendor.Intel;
+
+    /// <summary>
+    /// The initial TSC offset of every vCPU (VMCS TSC offset / VMCB TSC_OFFSET): guest TSC = virtual
+    /// time in ns + offset, modulo 2^64. Any value is valid; a guest WRMSR IA32_TSC changes it later.
+    /// </summary>
+    public long TscOffset { get; init; }
+
     /// <summary>Returns the APIC ID of vCPU <paramref name="index"/>.</summary>
     public uint ApicIdOf(int index) => ApicIds is null ? (uint)index : ApicIds[index];
 
@@ -48,6 +61,11 @@ public sealed record MachineOptions
         if (MaxPhysicalAddressBits is < 36 or > 52)
         {
             return $"MAXPHYADDR must be between 36 and 52, not {MaxPhysicalAddressBits}";
+        }
+
+        if (CpuVendor is not (CpuVendor.Intel or CpuVendor.Amd))
+        {
+            return $"CPU vendor must be Intel or AMD, not {(int)CpuVendor}";
         }
 
         if (ApicIds is not null)
@@ -92,4 +110,14 @@ public sealed record MachineOptions
             return false;
         }
     }
+}
+
+/// <summary>The CPU vendor a machine presents, for the vendor-specific MSRs it enumerates.</summary>
+public enum CpuVendor : byte
+{
+    /// <summary>GenuineIntel: IA32_ARCH_CAPABILITIES exists; IA32_XAPIC_DISABLE_STATUS with the lock.</summary>
+    Intel,
+
+    /// <summary>AuthenticAMD: neither IA32_ARCH_CAPABILITIES nor IA32_XAPIC_DISABLE_STATUS exists (#GP).</summary>
+    Amd,
 }

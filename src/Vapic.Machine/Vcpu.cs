@@ -6,7 +6,7 @@ namespace Vapic.Machine;
 /// One virtual CPU as the interrupt architecture sees it: its local APIC, its MP run state
 /// (running or waiting for SIPI) and the order in which it takes pending events.
 /// </summary>
-public sealed class Vcpu
+public sealed partial class Vcpu
 {
     /// <summary>IA32_TSC.</summary>
     public const uint MsrTsc = 0x10;
@@ -28,6 +28,9 @@ public sealed class Vcpu
         Index = index;
         Apic = apic;
         RunState = apic.IsBootstrapProcessor ? VcpuRunState.Running : VcpuRunState.WaitForSipi;
+
+        // The hypervisor's TSC offset for this vCPU (VMCS TSC offset): guest TSC = Now + offset.
+        apic.TscOffset = machine.Options.TscOffset;
     }
 
     /// <summary>The vCPU index, 0-based in creation order.</summary>
@@ -300,10 +303,20 @@ public sealed class Vcpu
                 value = (ulong)(_machine.Now + Apic.TscOffset);
                 return ApicAccessResult.Ok;
             case MsrArchCapabilities:
+                if (_machine.Options.CpuVendor != CpuVendor.Intel)
+                {
+                    // AMD processors do not implement IA32_ARCH_CAPABILITIES (CPUID.(EAX=7,ECX=0):EDX[29]
+                    // is Intel's enumeration of it): RDMSR of an absent MSR raises #GP.
+                    value = 0;
+                    return ApicAccessResult.GeneralProtection;
+                }
+
                 value = _machine.Options.ForceX2Apic ? ArchCapXApicDisableStatus : 0;
                 return ApicAccessResult.Ok;
             case MsrXApicDisableStatus:
-                if (_machine.Options.ForceX2Apic)
+                // Intel only, and only enumerated with the lock. On AMD the lock is enforced (the
+                // APIC base MSR refuses to leave x2APIC) but no architectural MSR reports it.
+                if (_machine.Options.ForceX2Apic && _machine.Options.CpuVendor == CpuVendor.Intel)
                 {
                     value = 1; // LEGACY_XAPIC_DISABLED
                     return ApicAccessResult.Ok;
@@ -332,7 +345,7 @@ public sealed class Vcpu
                 return ApicAccessResult.Ok;
             case MsrArchCapabilities:
             case MsrXApicDisableStatus:
-                // Both are read-only (and 0xBD does not exist without the lock).
+                // Both are read-only on Intel (and 0xBD does not exist without the lock); neither exists on AMD.
                 return ApicAccessResult.GeneralProtection;
             default:
                 if (!LocalApic.IsApicMsr(msr))

@@ -7,7 +7,7 @@ namespace Vapic.Machine;
 /// clock in nanoseconds and one timer queue for every timer source. Single-threaded and
 /// deterministic: the same calls give the same results, bit for bit.
 /// </summary>
-public sealed class VirtualMachine : ILocalApicHost, IIoApicHost
+public sealed partial class VirtualMachine : ILocalApicHost, IIoApicHost
 {
     private readonly Vcpu[] _vcpus;
     private readonly ApicRouter _router;

@@ -8,6 +8,8 @@ public static class ModeRegistry
         ["emulated"] = cost => new EmulatedMode(cost),
         ["apicv"] = cost => new Apicv.ApicvMode(costModel: cost),
         ["avic"] = cost => new Avic.AvicMode(costModel: cost),
+        ["savic"] = cost => new SecureAvic.SecureAvicMode(cost),
+        ["passthrough"] = cost => new Passthrough.PassthroughMode(costModel: cost),
     };
 
     /// <summary>Every mode the trace format names, in the order <c>--mode all</c> runs them.</summary>

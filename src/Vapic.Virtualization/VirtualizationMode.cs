@@ -236,6 +236,33 @@ public abstract class VirtualizationMode : IInterruptVirtualization
     /// <summary>Sets or clears an inhibit reason (for callers: trace commands, nested virtualization, the harness).</summary>
     public void SetInhibit(ApicvInhibit reason, bool set) => Inhibits.Update(reason, set);
 
+    /// <summary>
+    /// Why this mode cannot run the guest it has observed (an x2APIC-only mode that saw xAPIC MMIO,
+    /// say), or null. Once set, the guest-visible results need not match emulation: a replay stops
+    /// and reports the trace as skipped in this mode (trace format, <c>--mode all</c>).
+    /// </summary>
+    public virtual string? InapplicableReason => null;
+
+    /// <summary>
+    /// The hypervisor injects fixed edge <paramref name="vector"/> into <paramref name="target"/> on its
+    /// own initiative (trace <c>hv inject</c>). By default it is delivered like a device interrupt
+    /// sent to that vCPU alone; a mode whose hardware filters injections overrides this.
+    /// </summary>
+    public virtual void InjectFromHypervisor(Vcpu target, byte vector) =>
+        Machine.Deliver(HypervisorMessage(target, DeliveryMode.Fixed, vector));
+
+    /// <summary>The hypervisor injects an NMI into <paramref name="target"/> (trace <c>hv nmi</c>); by default delivered like a device NMI.</summary>
+    public virtual void InjectNmiFromHypervisor(Vcpu target) =>
+        Machine.Deliver(HypervisorMessage(target, DeliveryMode.Nmi, 0));
+
+    /// <summary>
+    /// A message from the hypervisor to <paramref name="target"/> alone: the self shorthand with the
+    /// target as source, so that no APIC ID lookup can miss or alias it.
+    /// </summary>
+    protected static InterruptMessage HypervisorMessage(Vcpu target, DeliveryMode mode, byte vector) =>
+        new(vector, mode, DestinationMode.Physical, target.Apic.Id, DestinationShorthand.Self, LevelTriggered: false, Assert: true,
+            RedirectionHint: false, InterruptSource.External, SourceVcpu: target.Index);
+
     /// <summary>Acceleration was switched on or off: move held interrupts into the LAPICs, reprogram hardware state.</summary>
     protected virtual void OnActivationChanged(bool active)
     {

@@ -31,6 +31,7 @@ public readonly record struct Observation(ExpectationKind Kind, ulong Payload)
         ExpectationKind.GeneralProtection => Kind == ExpectationKind.GeneralProtection,
         ExpectationKind.Event => Kind == ExpectationKind.Event && this == OfEvent(expectation.Event),
         ExpectationKind.RunState => Kind == ExpectationKind.RunState && Payload == (ulong)expectation.RunState,
+        ExpectationKind.Nested => Kind == ExpectationKind.Nested && expectation.Nested.Matches(NestedOutcome.Unpack(Payload)),
         _ => false,
     };
 
@@ -43,6 +44,7 @@ public readonly record struct Observation(ExpectationKind Kind, ulong Payload)
         ExpectationKind.GeneralProtection => "#GP",
         ExpectationKind.Event => new CpuEvent((CpuEventKind)(Payload >> 8), (byte)Payload).ToString(),
         ExpectationKind.RunState => TraceFormatter.Format((VcpuRunState)Payload),
+        ExpectationKind.Nested => TraceFormatter.Format(NestedOutcome.Unpack(Payload)),
         _ => "?",
     };
 }

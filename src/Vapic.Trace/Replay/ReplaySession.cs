@@ -1,4 +1,5 @@
 using Vapic.Trace.Syntax;
+using Vapic.Virtualization;
 
 namespace Vapic.Trace.Replay;
 
@@ -7,7 +8,39 @@ namespace Vapic.Trace.Replay;
 /// <param name="Outcome">Passed, failed or malformed.</param>
 /// <param name="Runs">One run per mode (empty when the file is malformed).</param>
 /// <param name="Messages">What went wrong, one line each (parse errors, failed expectations, mode differences).</param>
-public sealed record FileReplayResult(string FileName, ReplayOutcome Outcome, IReadOnlyList<ModeRun> Runs, IReadOnlyList<string> Messages);
+public sealed record FileReplayResult(string FileName, ReplayOutcome Outcome, IReadOnlyList<ModeRun> Runs, IReadOnlyList<string> Messages)
+{
+    /// <summary>The modes that could not apply to this trace (their runs stop where that showed and are not compared).</summary>
+    public IReadOnlyList<ModeSkip> Skipped { get; init; } = [];
+
+    /// <summary>Whether <paramref name="mode"/> was skipped for this trace.</summary>
+    public bool IsSkipped(string mode)
+    {
+        foreach (ModeSkip skip in Skipped)
+        {
+            if (skip.Mode == mode)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>
+/// A mode that cannot apply to a trace (trace format "Running": x2APIC-only <c>savic</c> on a trace
+/// that uses xAPIC MMIO, say). A skip is not a failure.
+/// </summary>
+/// <param name="Mode">The mode.</param>
+/// <param name="Location">The command that showed it (default when the mode refused the machine itself).</param>
+/// <param name="Reason">Why, as the mode says it (<see cref="VirtualizationMode.InapplicableReason"/>).</param>
+public sealed record ModeSkip(string Mode, SourceLocation Location, string Reason)
+{
+    /// <inheritdoc/>
+    public override string ToString() =>
+        Location == default ? $"skipped ({Mode}: {Reason})" : $"{Location}: skipped ({Mode}: {Reason})";
+}
 
 /// <summary>
 /// Replays trace files the way <c>vapic replay</c> does: parse, run in each requested mode,
@@ -48,13 +81,24 @@ public sealed class ReplaySession
     {
         var runs = new List<ModeRun>(modes.Count);
         var messages = new List<string>();
+        var skipped = new List<ModeSkip>();
         TraceReplayer.ObservationSink? sink = _quiet ? null : Print;
         for (int m = 0; m < modes.Count; m++)
         {
+            if (!ReplayMode.IsAvailable(modes[m]))
+            {
+                throw new ArgumentException($"mode '{modes[m]}' is not available", nameof(modes));
+            }
+
             // Observations are printed once, from the first mode; the others must see the same.
-            ModeRun run = TraceReplayer.Run(document, modes[m], m == 0 ? sink : null);
+            VirtualizationMode mode = ModeRegistry.Create(modes[m]);
+            ModeRun run = TraceReplayer.Run(document, mode, m == 0 ? sink : null, stopWhenInapplicable: true, out int inapplicableAt);
             runs.Add(run);
-            if (run.Failure is not null)
+            if (mode.InapplicableReason is string reason)
+            {
+                skipped.Add(new ModeSkip(run.Mode, inapplicableAt >= 0 ? document.Commands[inapplicableAt].Location : default, reason));
+            }
+            else if (run.Failure is not null)
             {
                 messages.Add($"{run.Failure} [mode {run.Mode}]");
             }
@@ -62,20 +106,31 @@ public sealed class ReplaySession
 
         if (messages.Count == 0)
         {
-            CompareModes(document, runs, messages);
+            CompareModes(document, runs, skipped, messages);
         }
 
         ReplayOutcome outcome = messages.Count == 0 ? ReplayOutcome.Passed : ReplayOutcome.Failed;
-        return new FileReplayResult(document.FileName, outcome, runs, messages);
+        return new FileReplayResult(document.FileName, outcome, runs, messages) { Skipped = skipped };
     }
 
-    private static void CompareModes(TraceDocument document, List<ModeRun> runs, List<string> messages)
+    private static void CompareModes(TraceDocument document, List<ModeRun> runs, List<ModeSkip> skipped, List<string> messages)
     {
-        if (runs.Count < 2)
+        // Skipped runs stopped early and are not compared; the first mode that ran is the reference.
+        var compared = new List<ModeRun>(runs.Count);
+        foreach (ModeRun run in runs)
+        {
+            if (!skipped.Exists(s => s.Mode == run.Mode))
+            {
+                compared.Add(run);
+            }
+        }
+
+        if (compared.Count < 2)
         {
             return;
         }
 
+        runs = compared;
         Observation[] reference = runs[0].Observations;
         for (int r = 1; r < runs.Count; r++)
         {

@@ -10,7 +10,7 @@ namespace Vapic.Trace.Replay;
 /// expectation. Each command completes before the next runs (trace format "Ordering"). The
 /// replay stops at the first failed expectation.
 /// </summary>
-public static class TraceReplayer
+public static partial class TraceReplayer
 {
     private const ulong IoRegisterSelect = 0x00;
     private const ulong IoWindow = 0x10;
@@ -35,23 +35,46 @@ public static class TraceReplayer
     }
 
     /// <summary>Replays <paramref name="document"/> under a mode instance that is not yet attached to a machine.</summary>
-    public static ModeRun Run(TraceDocument document, VirtualizationMode virtualization, ObservationSink? sink = null)
+    public static ModeRun Run(TraceDocument document, VirtualizationMode virtualization, ObservationSink? sink = null) =>
+        Run(document, virtualization, sink, stopWhenInapplicable: false, out _);
+
+    /// <summary>
+    /// Replays <paramref name="document"/> under a mode instance that is not yet attached to a machine.
+    /// With <paramref name="stopWhenInapplicable"/>, the replay stops after the command at which the
+    /// mode found it cannot run this guest (<see cref="VirtualizationMode.InapplicableReason"/>) and
+    /// <paramref name="inapplicableAt"/> is that command's index; otherwise it is -1.
+    /// </summary>
+    public static ModeRun Run(TraceDocument document, VirtualizationMode virtualization, ObservationSink? sink, bool stopWhenInapplicable, out int inapplicableAt)
     {
         ArgumentNullException.ThrowIfNull(document);
         ArgumentNullException.ThrowIfNull(virtualization);
+        inapplicableAt = -1;
         string mode = virtualization.Name;
         var machine = new VirtualMachine(document.Machine.ToMachineOptions(), virtualization);
         var commands = document.Commands;
         var observations = new Observation[commands.Length];
         ReplayFailure? failure = null;
+        Vapic.Virtualization.Nested.NestedVmx? nested = null;
+        bool inapplicable = false;
         long expectations = 0, mmio = 0, msr = 0, gp = 0, events = 0, fixedEvents = 0;
         int executed = 0;
         for (int i = 0; i < commands.Length; i++)
         {
             TraceCommand command = commands[i];
-            Observation observed = Execute(machine, in command);
+            Observation observed = TraceFormatter.IsNested(command.Kind)
+                ? ExecuteNested(ref nested, virtualization, in command)
+                : Execute(machine, in command);
             observations[i] = observed;
             executed++;
+            if (stopWhenInapplicable && virtualization.InapplicableReason is not null)
+            {
+                // The mode cannot run this guest (an x2APIC-only mode saw xAPIC MMIO, say): stop at
+                // the command that showed it; the session reports the trace as skipped in this mode.
+                inapplicableAt = i;
+                inapplicable = true;
+                break;
+            }
+
             switch (command.Kind)
             {
                 case TraceCommandKind.MmioRead:
@@ -108,7 +131,7 @@ public static class TraceReplayer
             }
         }
 
-        if (failure is not null)
+        if (failure is not null || inapplicable)
         {
             Array.Resize(ref observations, executed);
         }
@@ -201,6 +224,14 @@ public static class TraceReplayer
 
             case TraceCommandKind.Msi:
                 machine.SendMsi(command.A, (uint)command.B);
+                return Observation.Nothing;
+            case TraceCommandKind.HypervisorInject:
+                // Trace format "Hypervisor injections": a device-like fixed edge interrupt to that
+                // vCPU, unless the mode's hardware filters what the hypervisor injects.
+                ((VirtualizationMode)machine.Virtualization!).InjectFromHypervisor(machine.GetVcpu(command.Cpu), (byte)command.A);
+                return Observation.Nothing;
+            case TraceCommandKind.HypervisorNmi:
+                ((VirtualizationMode)machine.Virtualization!).InjectNmiFromHypervisor(machine.GetVcpu(command.Cpu));
                 return Observation.Nothing;
             case TraceCommandKind.Time:
             {

@@ -55,6 +55,12 @@ public readonly record struct Expectation
     /// <summary><c>= running</c> or <c>= wait-for-sipi</c> (on <c>state</c>).</summary>
     public static Expectation OfRunState(VcpuRunState runState) => new(ExpectationKind.RunState, (ulong)runState);
 
+    /// <summary><c>= OUTCOME</c> on a nested command (<c>ok</c>, <c>vmfail 7</c>, <c>internal-error ...</c>, ...).</summary>
+    public static Expectation OfNested(NestedOutcome outcome) => new(ExpectationKind.Nested, outcome.Pack());
+
+    /// <summary>The expected nested outcome when <see cref="Kind"/> is <see cref="ExpectationKind.Nested"/>, otherwise <c>default</c>.</summary>
+    public NestedOutcome Nested => Kind == ExpectationKind.Nested ? NestedOutcome.Unpack(_payload) : default;
+
     /// <summary>Returns the canonical trace text (<c>= 0x10</c>, <c>!gp</c>, ...), or an empty string for <see cref="None"/>.</summary>
     public override string ToString() => TraceFormatter.Format(this);
 }

@@ -20,4 +20,7 @@ public enum ExpectationKind : byte
 
     /// <summary><c>= running | wait-for-sipi</c> on <c>state</c>.</summary>
     RunState,
+
+    /// <summary><c>= ok | vmfail N | internal-error ... | l1-exit ... | not-in-l2 | set | clear</c> on a nested command (<see cref="NestedOutcome"/>).</summary>
+    Nested,
 }

@@ -47,4 +47,58 @@ public enum TraceCommandKind : byte
 
     /// <summary><c>time +NS</c>. A = nanoseconds to advance virtual time by.</summary>
     Time,
+
+    /// <summary>
+    /// <c>hv inject &lt;cpu&gt; VECTOR</c>: the hypervisor injects a fixed edge vector on its own.
+    /// <see cref="TraceCommand.Cpu"/> = the target vCPU, A = vector.
+    /// </summary>
+    HypervisorInject,
+
+    /// <summary><c>hv nmi &lt;cpu&gt;</c>: the hypervisor injects an NMI on its own. <see cref="TraceCommand.Cpu"/> = the target vCPU.</summary>
+    HypervisorNmi,
+
+    /// <summary><c>nested quirk NAME</c>: turns an old L0 behaviour on. A = the <see cref="Vapic.Virtualization.Nested.NestedQuirks"/> flag.</summary>
+    NestedQuirk,
+
+    /// <summary>
+    /// <c>nested l1-map BASE SIZE ram|mmio|l1-apic|hole</c>: a region of L1's guest-physical map.
+    /// A = BASE (4 KiB aligned) | the <see cref="Vapic.Virtualization.Nested.L1MemoryKind"/> in bits 11:0, B = SIZE.
+    /// </summary>
+    NestedL1Map,
+
+    /// <summary>
+    /// <c>nested ept L2ADDR L1ADDR|none</c>: one page of L1's EPT for L2 (or of its page tables for L2).
+    /// A = the L2 page, B = the L1 page or <see cref="NestedCommandOperands.EptNotPresent"/>.
+    /// </summary>
+    NestedEpt,
+
+    /// <summary><c>nested l1-write ADDR VALUE</c>: L1 writes 32 bits of its RAM. A = L1 address, B = value.</summary>
+    NestedL1Write,
+
+    /// <summary><c>nested l1-read ADDR</c>: 32 bits of L1 RAM. A = L1 address.</summary>
+    NestedL1Read,
+
+    /// <summary>
+    /// <c>nested vmcs12 &lt;cpu&gt; FIELD=VALUE...</c>, one command per field. <see cref="TraceCommand.Cpu"/> = the
+    /// vCPU, A = the <see cref="NestedVmcs12Setting"/>, B = the value.
+    /// </summary>
+    NestedVmcs12,
+
+    /// <summary><c>nested post &lt;cpu&gt; VECTOR</c>: L1 posts VECTOR to its L2. <see cref="TraceCommand.Cpu"/> = the vCPU, A = vector.</summary>
+    NestedPost,
+
+    /// <summary><c>nested inhibit REASON = set|clear</c>: checks an inhibit reason. A = the <see cref="Vapic.Virtualization.ApicvInhibit"/>.</summary>
+    NestedInhibit,
+
+    /// <summary><c>&lt;cpu&gt; vmlaunch</c>: L1 enters L2 (VMLAUNCH or VMRESUME).</summary>
+    VmLaunch,
+
+    /// <summary><c>&lt;cpu&gt; l2 read ADDR</c>: L2 reads 32 bits at its address ADDR. A = L2 address.</summary>
+    L2Read,
+
+    /// <summary><c>&lt;cpu&gt; l2 write ADDR VALUE</c>: L2 writes 32 bits. A = L2 address, B = value.</summary>
+    L2Write,
+
+    /// <summary><c>&lt;cpu&gt; l2 accept</c>: L2 takes the virtual interrupt that virtual-interrupt delivery offers.</summary>
+    L2Accept,
 }

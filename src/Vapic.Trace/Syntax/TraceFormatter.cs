@@ -11,10 +11,13 @@ namespace Vapic.Trace.Syntax;
 /// digits), CPU indices, GSIs, LINT pins, vCPU counts and nanoseconds in decimal. Parsing the output
 /// gives back the same commands.
 /// </summary>
-public static class TraceFormatter
+public static partial class TraceFormatter
 {
-    /// <summary>An upper bound on the length of one formatted command (the longest is about 50 characters).</summary>
-    public const int MaxCommandLength = 96;
+    /// <summary>
+    /// An upper bound on the length of one formatted command (the longest is a <c>nested vmcs12</c>
+    /// line naming every control, about 250 characters; other commands stay under 80).
+    /// </summary>
+    public const int MaxCommandLength = 256;
 
     /// <summary>Returns <paramref name="command"/> in canonical trace syntax.</summary>
     public static string Format(in TraceCommand command)
@@ -31,8 +34,13 @@ public static class TraceFormatter
     /// </summary>
     public static bool TryFormat(in TraceCommand command, Span<char> destination, out int charsWritten)
     {
+        if (IsNested(command.Kind))
+        {
+            return TryFormatNested(command, destination, out charsWritten);
+        }
+
         var writer = new CharWriter(destination);
-        if (command.Cpu >= 0)
+        if (command.Cpu >= 0 && command.Kind is not (TraceCommandKind.HypervisorInject or TraceCommandKind.HypervisorNmi))
         {
             writer.Decimal((ulong)command.Cpu);
             writer.Append(' ');
@@ -105,6 +113,16 @@ public static class TraceFormatter
                 writer.Append("time +");
                 writer.Decimal(command.A);
                 break;
+            case TraceCommandKind.HypervisorInject:
+                writer.Append("hv inject ");
+                writer.Decimal((ulong)command.Cpu);
+                writer.Append(' ');
+                writer.Vector((byte)command.A);
+                break;
+            case TraceCommandKind.HypervisorNmi:
+                writer.Append("hv nmi ");
+                writer.Decimal((ulong)command.Cpu);
+                break;
             default:
                 writer.Append("# unknown command kind ");
                 writer.Decimal((ulong)command.Kind);
@@ -127,7 +145,7 @@ public static class TraceFormatter
     /// </summary>
     public static string Format(Expectation expectation)
     {
-        Span<char> buffer = stackalloc char[32];
+        Span<char> buffer = stackalloc char[80];
         var writer = new CharWriter(buffer);
         WriteExpectation(ref writer, expectation);
         return new string(buffer[..writer.Position]);
@@ -214,6 +232,16 @@ public static class TraceFormatter
         {
             builder.Append(CultureInfo.InvariantCulture, $" ioapic-version=0x{machine.IoApicVersion:x2}");
         }
+
+        if (machine.TscOffset != 0)
+        {
+            builder.Append(CultureInfo.InvariantCulture, $" tsc-offset={machine.TscOffset}");
+        }
+
+        if (machine.Vendor != Vapic.Machine.CpuVendor.Intel)
+        {
+            builder.Append(" vendor=amd");
+        }
     }
 
     private static void WriteExpectation(ref CharWriter writer, Expectation expectation)
@@ -237,6 +265,10 @@ public static class TraceFormatter
             case ExpectationKind.RunState:
                 writer.Append("= ");
                 writer.Append(Format(expectation.RunState));
+                break;
+            case ExpectationKind.Nested:
+                writer.Append("= ");
+                WriteNested(ref writer, expectation.Nested);
                 break;
         }
     }

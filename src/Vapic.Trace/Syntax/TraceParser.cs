@@ -15,12 +15,14 @@ namespace Vapic.Trace.Syntax;
 /// allocates the command array (sized exactly by a first pass over the text), the machine line's
 /// APIC ID list and a handful of small objects; only error messages allocate strings.
 /// </remarks>
-public static class TraceParser
+public static partial class TraceParser
 {
-    private static readonly string[] s_cpuCommands = ["read", "write", "rdmsr", "wrmsr", "rdcr8", "wrcr8", "accept", "state", "lint"];
-    private static readonly string[] s_machineCommands = ["ioapic", "irq", "msi", "time"];
+    private static readonly string[] s_cpuCommands = ["read", "write", "rdmsr", "wrmsr", "rdcr8", "wrcr8", "accept", "state", "lint", "vmlaunch", "l2"];
+    private static readonly string[] s_machineCommands = ["ioapic", "irq", "msi", "time", "hv", "nested"];
+    private static readonly string[] s_hypervisorOperations = ["inject", "nmi"];
     private static readonly string[] s_allCommands = [.. s_cpuCommands, .. s_machineCommands, "machine"];
-    private static readonly string[] s_machineOptions = ["vcpus", "ids", "force-x2apic", "ioapic-version"];
+    private static readonly string[] s_machineOptions = ["vcpus", "ids", "force-x2apic", "ioapic-version", "tsc-offset", "vendor"];
+    private static readonly string[] s_vendors = ["intel", "amd"];
     private static readonly string[] s_lineActions = ["high", "low", "pulse"];
     private static readonly string[] s_ioApicOperations = ["write", "read"];
     private static readonly string[] s_events = ["none", "smi", "init", "nmi", "extint", "sipi"];
@@ -97,7 +99,7 @@ public static class TraceParser
     }
 
     /// <summary>The parse of one text; lives on the stack for the duration of <see cref="Parse"/>.</summary>
-    private ref struct Parser
+    private ref partial struct Parser
     {
         private const uint IoApicPinCount = 24;
         private const ulong MsiWindowBase = 0xFEE0_0000;
@@ -242,6 +244,10 @@ public static class TraceParser
                     return ParseMsi(first);
                 case "time":
                     return ParseTime(first);
+                case "hv":
+                    return ParseHypervisor(first);
+                case "nested":
+                    return ParseNested(first);
                 case "machine":
                     return Fail(TraceErrorKind.DuplicateMachine, first, "a trace has exactly one 'machine' line, and it comes first");
             }
@@ -262,8 +268,12 @@ public static class TraceParser
             bool hasIds = false;
             bool forceX2Apic = false;
             bool hasIoApicVersion = false;
+            bool hasTscOffset = false;
+            bool hasVendor = false;
             int vcpuCount = 0;
             byte ioApicVersion = MachineDirective.DefaultIoApicVersion;
+            long tscOffset = 0;
+            CpuVendor vendor = CpuVendor.Intel;
             List<uint>? ids = null;
             while (true)
             {
@@ -356,6 +366,34 @@ public static class TraceParser
                         ioApicVersion = (byte)version;
                         break;
 
+                    case "tsc-offset":
+                        if (hasTscOffset)
+                        {
+                            return Fail(TraceErrorKind.DuplicateOption, option, "'tsc-offset' is given twice");
+                        }
+
+                        hasTscOffset = true;
+                        if (!ExpectEqualsSign(option) || !ReadTscOffset(out tscOffset))
+                        {
+                            return false;
+                        }
+
+                        break;
+
+                    case "vendor":
+                        if (hasVendor)
+                        {
+                            return Fail(TraceErrorKind.DuplicateOption, option, "'vendor' is given twice");
+                        }
+
+                        hasVendor = true;
+                        if (!ExpectEqualsSign(option) || !ReadVendor(out vendor))
+                        {
+                            return false;
+                        }
+
+                        break;
+
                     default:
                         return Fail(TraceErrorKind.UnknownKeyword, option, KeywordSuggestion.UnknownMessage("machine option", TextOf(option), s_machineOptions));
                 }
@@ -387,8 +425,67 @@ public static class TraceParser
                 apicIds = ImmutableCollectionsMarshal.AsImmutableArray(defaults);
             }
 
-            _machine = new MachineDirective(vcpuCount, apicIds, forceX2Apic, ioApicVersion, LocationOf(machineToken));
+            _machine = new MachineDirective(vcpuCount, apicIds, forceX2Apic, ioApicVersion, LocationOf(machineToken), tscOffset, vendor);
             return true;
+        }
+
+        /// <summary>
+        /// Reads the value of <c>tsc-offset=</c>: a signed 64-bit offset, the one place where a number
+        /// may carry a '-' (an addition to version 1, see docs/trace-format.md).
+        /// </summary>
+        private bool ReadTscOffset(out long offset)
+        {
+            offset = 0;
+            Token token = Next();
+            if (token.Kind != TokenKind.Word)
+            {
+                return Fail(TraceErrorKind.MissingOperand, token, $"'tsc-offset' needs the TSC offset N (a signed 64-bit number), found {Describe(token)}");
+            }
+
+            ReadOnlySpan<char> text = TextOf(token);
+            bool negative = text[0] == '-';
+            ReadOnlySpan<char> digits = negative ? text[1..] : text;
+            switch (TraceNumber.TryParse(digits, out ulong magnitude))
+            {
+                case NumberStatus.TooLarge:
+                    return Fail(TraceErrorKind.NumberTooLarge, token, $"the TSC offset {Describe(token)} does not fit in 64 bits");
+                case NumberStatus.Malformed:
+                    return Fail(TraceErrorKind.InvalidNumber, token, $"the TSC offset must be a decimal or 0x hexadecimal number, optionally after '-', not {Describe(token)}");
+            }
+
+            ulong limit = negative ? 1UL << 63 : long.MaxValue;
+            if (magnitude > limit)
+            {
+                return Fail(
+                    TraceErrorKind.ValueOutOfRange,
+                    token,
+                    $"the TSC offset {Describe(token)} must be between -0x8000000000000000 and 0x7fffffffffffffff (a signed 64-bit number; write a negative offset with '-')");
+            }
+
+            offset = negative ? unchecked((long)(0 - magnitude)) : (long)magnitude;
+            return true;
+        }
+
+        private bool ReadVendor(out CpuVendor vendor)
+        {
+            vendor = CpuVendor.Intel;
+            Token token = Next();
+            if (token.Kind != TokenKind.Word)
+            {
+                return Fail(TraceErrorKind.MissingOperand, token, $"'vendor' needs 'intel' or 'amd', found {Describe(token)}");
+            }
+
+            switch (TextOf(token))
+            {
+                case "intel":
+                    vendor = CpuVendor.Intel;
+                    return true;
+                case "amd":
+                    vendor = CpuVendor.Amd;
+                    return true;
+                default:
+                    return Fail(TraceErrorKind.UnknownKeyword, token, KeywordSuggestion.UnknownMessage("CPU vendor", TextOf(token), s_vendors));
+            }
         }
 
         private bool ParseApicIds(List<uint> ids)
@@ -463,6 +560,14 @@ public static class TraceParser
                     return ParseNoOperand(cpuToken, cpu, TraceCommandKind.State, "state", Tail.RunState);
                 case "lint":
                     return ParseLint(cpuToken, cpu);
+                case "vmlaunch":
+                    return ParseVmLaunch(cpuToken, cpu);
+                case "l2":
+                    return ParseL2(cpuToken, cpu);
+                case "nested":
+                    return Fail(TraceErrorKind.CpuNotAllowed, verb, "'nested' is a machine-level command; the vmcs12 and post operations name their CPU after the operation: 'nested vmcs12 <cpu> ...'");
+                case "hv":
+                    return Fail(TraceErrorKind.CpuNotAllowed, verb, "'hv' is a hypervisor command and names its target after the operation: 'hv inject <cpu> VECTOR' or 'hv nmi <cpu>'");
                 case "ioapic" or "irq" or "msi" or "time":
                     return Fail(TraceErrorKind.CpuNotAllowed, verb, $"'{TextOf(verb)}' is a machine-level command and takes no CPU index");
                 case "machine":
@@ -622,6 +727,54 @@ public static class TraceParser
             }
 
             return Add(TraceCommandKind.Msi, first, TraceCommand.NoCpu, address, data, Expectation.None);
+        }
+
+        /// <summary>
+        /// <c>hv inject &lt;cpu&gt; VECTOR</c> and <c>hv nmi &lt;cpu&gt;</c>: an injection the hypervisor makes on
+        /// its own (an addition to version 1, docs/trace-format.md "Hypervisor injections").
+        /// </summary>
+        private bool ParseHypervisor(Token first)
+        {
+            Token operation = Next();
+            if (operation.Kind != TokenKind.Word)
+            {
+                return Fail(TraceErrorKind.MissingOperand, operation, $"'hv' needs 'inject' or 'nmi', found {Describe(operation)}");
+            }
+
+            bool inject;
+            switch (TextOf(operation))
+            {
+                case "inject":
+                    inject = true;
+                    break;
+                case "nmi":
+                    inject = false;
+                    break;
+                default:
+                    return Fail(TraceErrorKind.UnknownKeyword, operation, KeywordSuggestion.UnknownMessage("hypervisor operation", TextOf(operation), s_hypervisorOperations));
+            }
+
+            string command = inject ? "hv inject" : "hv nmi";
+            if (!ReadNumber(command, "the target CPU", out ulong cpuIndex, out Token cpuToken))
+            {
+                return false;
+            }
+
+            int vcpuCount = _machine!.VcpuCount;
+            if (cpuIndex >= (ulong)vcpuCount)
+            {
+                string range = vcpuCount == 1 ? "only CPU 0" : $"CPUs 0 to {vcpuCount - 1}";
+                return Fail(TraceErrorKind.CpuOutOfRange, cpuToken, $"CPU {cpuIndex} does not exist: the machine has {range}");
+            }
+
+            ulong vector = 0;
+            if ((inject && !ReadNumberAtMost(command, "VECTOR", 0xFF, "be at most 0xFF", out vector))
+                || !ParseTail(command, Tail.Nothing, out _))
+            {
+                return false;
+            }
+
+            return Add(inject ? TraceCommandKind.HypervisorInject : TraceCommandKind.HypervisorNmi, first, (int)cpuIndex, vector, 0, Expectation.None);
         }
 
         private bool ParseTime(Token first)

@@ -74,6 +74,9 @@ public sealed class ComparisonResult
     /// <summary>True when no mode had a problem and every mode delivered the same number of interrupts.</summary>
     public bool Passed => Failures.Count == 0;
 
+    /// <summary>Modes that could not run this guest, as "mode: reason"; they are not compared.</summary>
+    public IReadOnlyList<string> Skipped { get; init; } = [];
+
     private static List<string> FindFailures(IReadOnlyList<ModeComparison> modes, long? expected)
     {
         var failures = new List<string>();

@@ -33,12 +33,16 @@ public static class ComparisonRunner
         }
 
         CostModel cost = costModel ?? CostModel.Default;
-        List<ModeComparison> results = Measure(modes, cost, createMode, mode =>
+        var skipped = new List<string>();
+        List<ModeComparison> results = Measure(modes, cost, createMode, skipped, mode =>
         {
             CompareWorkloadRun run = new CompareWorkload(options).Run(mode);
             return new ModeMeasurement(run.Counts, run.Problems);
         });
-        return new ComparisonResult(options.WorkloadName, options.VcpuCount, cost, results, options, CompareWorkload.ExpectedInterrupts(options));
+        return new ComparisonResult(options.WorkloadName, options.VcpuCount, cost, results, options, CompareWorkload.ExpectedInterrupts(options))
+        {
+            Skipped = skipped,
+        };
     }
 
     /// <summary>
@@ -57,13 +61,15 @@ public static class ComparisonRunner
         ArgumentNullException.ThrowIfNull(workload);
         ArgumentNullException.ThrowIfNull(measure);
         CostModel cost = costModel ?? CostModel.Default;
-        return new ComparisonResult(workload, vcpuCount, cost, Measure(modes, cost, createMode, measure));
+        var skipped = new List<string>();
+        return new ComparisonResult(workload, vcpuCount, cost, Measure(modes, cost, createMode, skipped, measure)) { Skipped = skipped };
     }
 
     private static List<ModeComparison> Measure(
         IReadOnlyList<string>? modes,
         CostModel cost,
         ModeFactory? createMode,
+        List<string> skipped,
         Func<VirtualizationMode, ModeMeasurement> measure)
     {
         modes ??= ModeRegistry.Available;
@@ -73,6 +79,14 @@ public static class ComparisonRunner
         {
             VirtualizationMode mode = createMode(name, cost);
             ModeMeasurement measured = measure(mode);
+            if (mode.InapplicableReason is string reason)
+            {
+                // A mode that cannot run this guest (savic and an xAPIC guest, say) is reported
+                // as skipped, as `vapic replay --mode all` does, not compared.
+                skipped.Add($"{name}: {reason}");
+                continue;
+            }
+
             results.Add(new ModeComparison(name, measured.Counts, measured.Counts.Cycles(cost), measured.Problems));
         }
 

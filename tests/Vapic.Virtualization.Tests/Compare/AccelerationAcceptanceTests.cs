@@ -31,7 +31,8 @@ public class AccelerationAcceptanceTests
     {
         Assert.True(CompareWorkloads.TryParse(workload, out CompareWorkloadKind kind));
         var options = new CompareWorkloadOptions { Workload = kind, VcpuCount = 8, UseX2Apic = x2Apic, Rounds = 20 };
-        ComparisonResult result = ComparisonRunner.Run(options, modes: ["emulated", .. AcceleratedModes]);
+        // An x2APIC-only mode (savic, passthrough after its switch) cannot accelerate an xAPIC guest.
+        ComparisonResult result = ComparisonRunner.Run(options, modes: ["emulated", .. x2Apic ? AcceleratedModes : ApicvAndAvic]);
         Assert.Empty(result.Failures);
         double emulated = result.Modes[0].ExitsPerInterrupt!.Value;
         foreach (ModeComparison mode in result.Modes.Skip(1))
@@ -66,7 +67,7 @@ public class AccelerationAcceptanceTests
     [InlineData(false)]
     public void EdgeTriggeredEoiTakesNoExit(bool x2Apic)
     {
-        foreach (string name in AcceleratedModes)
+        foreach (string name in x2Apic ? AcceleratedModes : ApicvAndAvic)
         {
             AssertEdgeEoiTakesNoExit(ModeRegistry.Create(name), x2Apic);
         }

@@ -105,7 +105,8 @@ public class ComparisonRunnerTests
         Assert.Equal(80, root.GetProperty("expectedInterrupts").GetInt64());
 
         JsonElement[] modes = [.. root.GetProperty("modes").EnumerateArray()];
-        Assert.Equal(ModeRegistry.Available, modes.Select(m => m.GetProperty("mode").GetString()));
+        // An xAPIC guest: the x2APIC-only savic is skipped, every other mode is listed.
+        Assert.Equal(ModeRegistry.Available.Where(m => m != "savic"), modes.Select(m => m.GetProperty("mode").GetString()));
         string[] reasonNames = Enum.GetNames<ExitReason>();
         foreach (JsonElement mode in modes)
         {
@@ -164,6 +165,11 @@ public class ComparisonRunnerTests
         ComparisonResult result = ComparisonRunner.Compare(file, document.Machine.VcpuCount, mode =>
         {
             ModeRun run = TraceReplayer.Run(document, mode);
+            if (mode.InapplicableReason is not null)
+            {
+                return new ModeMeasurement(LedgerCounts.Capture(run.Ledger), []);
+            }
+
             Assert.True(run.Passed, run.Failure?.ToString());
             long events = run.Stats.EventsAccepted;
             Assert.True(taken < 0 || taken == events);
