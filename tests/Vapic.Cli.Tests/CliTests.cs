@@ -138,3 +138,16 @@ public class CliTests
         }, iter: 25, threads: 1);
     }
 }
+
+public class DemoSavicCliTests
+{
+    [Fact]
+    public void DemoSavicRunsDeterministically()
+    {
+        var first = CliTests.Run("demo", "--mode", "savic");
+        var second = CliTests.Run("demo", "--mode", "savic");
+        Assert.Equal(0, first.ExitCode);
+        Assert.Equal(first.Stdout, second.Stdout);
+        Assert.Contains("Secure AVIC", first.Stdout);
+    }
+}
