@@ -12,6 +12,7 @@ namespace Vapic.Benchmarks;
 [MemoryDiagnoser]
 public class BroadcastIpiBenchmarks
 {
+    /// <summary>The machine size: the largest the model supports.</summary>
     public const int VcpuCount = MachineOptions.MaxVcpus;
 
     private const ulong BroadcastCommand = ((ulong)InterruptMessage.X2ApicBroadcast << 32) | GuestSetup.IpiVector;
@@ -19,6 +20,7 @@ public class BroadcastIpiBenchmarks
     private VirtualMachine _machine = null!;
     private Vcpu _source = null!;
 
+    /// <summary>Boots the machine and leaves the vector pending on every vCPU.</summary>
     [GlobalSetup(Target = nameof(Broadcast))]
     public void SetupBroadcast()
     {
@@ -36,6 +38,7 @@ public class BroadcastIpiBenchmarks
         }
     }
 
+    /// <summary>Boots the machine and checks that every vCPU takes the broadcast.</summary>
     [GlobalSetup(Target = nameof(BroadcastAcceptEoi))]
     public void SetupBroadcastAcceptEoi()
     {

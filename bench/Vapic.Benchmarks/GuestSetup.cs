@@ -1,5 +1,6 @@
 using Vapic.Apic;
 using Vapic.Machine;
+using Vapic.Virtualization;
 
 namespace Vapic.Benchmarks;
 
@@ -33,9 +34,18 @@ internal static class GuestSetup
     /// <summary>ICR low: SIPI (delivery mode 110b) with shorthand "all excluding self" (11b) and start page 0x10.</summary>
     public const uint StartupAllExcludingSelf = (3u << 18) | (6u << 8) | 0x10;
 
-    /// <summary>A machine of <paramref name="vcpuCount"/> vCPUs; x2APIC mode on every LAPIC when <paramref name="x2Apic"/>.</summary>
-    public static VirtualMachine CreateMachine(int vcpuCount, bool x2Apic) =>
-        new(new MachineOptions { VcpuCount = vcpuCount, ForceX2Apic = x2Apic });
+    /// <summary>The <see cref="CreateMachine"/> mode name for a bare machine: the device model without a virtualization mode.</summary>
+    public const string NoMode = "none";
+
+    /// <summary>
+    /// A machine of <paramref name="vcpuCount"/> vCPUs, with x2APIC mode on every LAPIC when
+    /// <paramref name="x2Apic"/>, under the virtualization mode named <paramref name="mode"/>
+    /// (<see cref="ModeRegistry"/>) or bare with <see cref="NoMode"/>.
+    /// </summary>
+    public static VirtualMachine CreateMachine(int vcpuCount, bool x2Apic, string mode = NoMode) =>
+        new(
+            new MachineOptions { VcpuCount = vcpuCount, ForceX2Apic = x2Apic },
+            mode == NoMode ? null : ModeRegistry.Create(mode));
 
     /// <summary>
     /// Brings every vCPU up as a guest kernel would: the BSP software-enables its LAPIC, broadcasts

@@ -13,9 +13,16 @@ namespace Vapic.Benchmarks;
 [MemoryDiagnoser]
 public class TimerExpiryBenchmarks
 {
+    /// <summary>The machine size: the largest the model supports.</summary>
     public const int VcpuCount = MachineOptions.MaxVcpus;
+
+    /// <summary>The timer period: 1 ms, the tick of a HZ=1000 guest.</summary>
     public const long PeriodNs = 1_000_000;
+
+    /// <summary>Periods of virtual time one operation advances.</summary>
     public const int PeriodsPerOperation = 256;
+
+    /// <summary>Expiries per operation: every timer fires once per period.</summary>
     public const int ExpiriesPerOperation = VcpuCount * PeriodsPerOperation;
 
     /// <summary>LVT Timer: periodic mode (bits 18:17 = 01b), unmasked, vector 0xEC (Linux LOCAL_TIMER_VECTOR).</summary>
@@ -26,6 +33,7 @@ public class TimerExpiryBenchmarks
 
     private VirtualMachine _machine = null!;
 
+    /// <summary>Arms the 4,096 periodic timers at staggered instants and checks the expiry count of one operation.</summary>
     [GlobalSetup]
     public void Setup()
     {
@@ -50,6 +58,7 @@ public class TimerExpiryBenchmarks
         }
     }
 
+    /// <summary>Advances virtual time by 256 periods.</summary>
     [Benchmark(OperationsPerInvoke = ExpiriesPerOperation)]
     public void Expiries() => _machine.Advance(PeriodNs * PeriodsPerOperation);
 }

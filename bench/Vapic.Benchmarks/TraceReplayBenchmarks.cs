@@ -17,6 +17,7 @@ public class TraceReplayBenchmarks
     private string _text = null!;
     private TraceDocument _document = null!;
 
+    /// <summary>Generates the trace, parses it and checks that it replays without a failed expectation.</summary>
     [GlobalSetup]
     public void Setup()
     {
@@ -37,6 +38,7 @@ public class TraceReplayBenchmarks
         return TraceReplayer.Run(document, ReplayMode.Emulated);
     }
 
+    /// <summary>The parse alone.</summary>
     [Benchmark(OperationsPerInvoke = BenchmarkTrace.LineCount)]
     public TraceDocument ParseOnly()
     {
@@ -44,6 +46,7 @@ public class TraceReplayBenchmarks
         return result.Document ?? throw new InvalidOperationException($"the benchmark trace does not parse: {result.Errors[0]}");
     }
 
+    /// <summary>The replay alone, of the document parsed in setup.</summary>
     [Benchmark(OperationsPerInvoke = BenchmarkTrace.LineCount)]
     public ModeRun ReplayOnly() => TraceReplayer.Run(_document, ReplayMode.Emulated);
 }
