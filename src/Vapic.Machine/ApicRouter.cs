@@ -21,6 +21,7 @@ internal sealed class ApicRouter
     private const int DirectIdTableLimit = 1 << 16;
 
     private readonly Vcpu[] _vcpus;
+    private readonly LocalApic[] _apics;
     private readonly MachineCounters _counters;
     private readonly IInterruptVirtualization? _virtualization;
     private readonly int[] _scratch;
@@ -53,6 +54,12 @@ internal sealed class ApicRouter
     public ApicRouter(Vcpu[] vcpus, MachineCounters counters, IInterruptVirtualization? virtualization)
     {
         _vcpus = vcpus;
+        _apics = new LocalApic[vcpus.Length];
+        for (int i = 0; i < vcpus.Length; i++)
+        {
+            _apics[i] = vcpus[i].Apic;
+        }
+
         _counters = counters;
         _virtualization = virtualization;
         _scratch = new int[vcpus.Length];
@@ -105,6 +112,25 @@ internal sealed class ApicRouter
         // Physical 0xFF with lowest priority (or RH) is delivered as a fixed broadcast (KVM).
         DeliveryMode mode = message.DeliveryMode == DeliveryMode.LowestPriority ? DeliveryMode.Fixed : message.DeliveryMode;
         int accepted = 0;
+        if (mode == DeliveryMode.Fixed && _virtualization is null)
+        {
+            // The common case (fixed, no mode attached) walks the LAPICs directly: no per-target
+            // delivery-mode dispatch, one array load per target (broadcasts to 4096 vCPUs).
+            LocalApic[] apics = _apics;
+            int[] scratch = _scratch;
+            byte vector = message.Vector;
+            bool level = message.LevelTriggered;
+            for (int i = 0; i < count; i++)
+            {
+                if (apics[scratch[i]].AcceptInterrupt(DeliveryMode.Fixed, vector, level))
+                {
+                    accepted++;
+                }
+            }
+
+            return accepted;
+        }
+
         for (int i = 0; i < count; i++)
         {
             if (AcceptAt(_vcpus[_scratch[i]], mode, in message))

@@ -135,8 +135,14 @@ public sealed partial class VirtualMachine : ILocalApicHost, IIoApicHost
             LocalApic apic = vcpu.Apic;
             Counters.TimerExpiries++;
             Virtualization?.OnTimerExpiry(vcpu);
+
+            // OnTimer re-arms or disarms through ILocalApicHost.TimerChanged, which updates the
+            // queue; the check only guards against a queue entry the APIC no longer has.
             apic.OnTimer();
-            _timers.Set(source, apic.TimerDeadline);
+            if (_timers.DeadlineOf(source) != apic.TimerDeadline)
+            {
+                _timers.Set(source, apic.TimerDeadline);
+            }
         }
     }
 
