@@ -191,29 +191,58 @@ public static class ReplayCommand
         }
 
         AddRow(table, results, modes, "estimated cycles", null, run => run.Ledger.TotalCycles(CostModel.Default));
+        var counterNames = new List<string>();
+        foreach (FileReplayResult r in results)
+        {
+            foreach (ModeRun run in r.Runs)
+            {
+                foreach (KeyValuePair<string, long> row in run.ModeCounters)
+                {
+                    if (!counterNames.Contains(run.Mode + ": " + row.Key))
+                    {
+                        counterNames.Add(run.Mode + ": " + row.Key);
+                    }
+                }
+            }
+        }
+
+        foreach (string name in counterNames)
+        {
+            AddRow(table, results, modes, "  " + name, null, run =>
+            {
+                long total = 0;
+                foreach (KeyValuePair<string, long> row in run.ModeCounters)
+                {
+                    if (run.Mode + ": " + row.Key == name)
+                    {
+                        total += row.Value;
+                    }
+                }
+
+                return total;
+            });
+        }
         AnsiConsole.Write(table);
     }
 
     private static void AddRow(Table table, List<FileReplayResult> results, IReadOnlyList<string> modes, string name, Func<ReplayStats, long>? get, Func<ModeRun, long>? getRun = null)
     {
+        var cells = new List<string> { name };
+        for (int m = 0; m < modes.Count; m++)
         {
-            var cells = new List<string> { name };
-            for (int m = 0; m < modes.Count; m++)
+            long total = 0;
+            foreach (FileReplayResult r in results)
             {
-                long total = 0;
-                foreach (FileReplayResult r in results)
+                // A skipped mode stopped early: its partial work is not counted.
+                if (m < r.Runs.Count && !r.IsSkipped(modes[m]))
                 {
-                    // A skipped mode stopped early: its partial work is not counted.
-                    if (m < r.Runs.Count && !r.IsSkipped(modes[m]))
-                    {
-                        total += get is not null ? get(r.Runs[m].Stats) : getRun!(r.Runs[m]);
-                    }
+                    total += get is not null ? get(r.Runs[m].Stats) : getRun!(r.Runs[m]);
                 }
-
-                cells.Add(total.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
 
-            table.AddRow(cells.ToArray());
+            cells.Add(total.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
+
+        table.AddRow(cells.ToArray());
     }
 }

@@ -263,6 +263,12 @@ public abstract class VirtualizationMode : IInterruptVirtualization
         new(vector, mode, DestinationMode.Physical, target.Apic.Id, DestinationShorthand.Self, LevelTriggered: false, Assert: true,
             RedirectionHint: false, InterruptSource.External, SourceVcpu: target.Index);
 
+    /// <summary>
+    /// The mode's own counters (refusals, translations, filtered injections...) as name/value
+    /// rows, for <c>vapic replay --stats</c>; none by default.
+    /// </summary>
+    public virtual IReadOnlyList<KeyValuePair<string, long>> ModeCounters => [];
+
     /// <summary>Acceleration was switched on or off: move held interrupts into the LAPICs, reprogram hardware state.</summary>
     protected virtual void OnActivationChanged(bool active)
     {

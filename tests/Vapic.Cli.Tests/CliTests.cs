@@ -151,3 +151,24 @@ public class DemoSavicCliTests
         Assert.Contains("Secure AVIC", first.Stdout);
     }
 }
+
+public class ReplayStatsModeCountersTests
+{
+    [Fact]
+    public void PassthroughRefusalAndTranslationCountersAreInStats()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"vapic-pt-{Guid.NewGuid():N}.trace");
+        File.WriteAllText(path, """
+            machine vcpus=2
+            0 wrmsr 0x1b 0xfee00d00
+            1 wrmsr 0x1b 0xfee00c00
+            1 wrmsr 0x80f 0x1ff
+            1 wrmsr 0x830 0x0000000000000200
+            0 accept = smi
+            """);
+        var (code, stdout, _) = CliTests.Run("replay", "--mode", "passthrough", "--stats", path);
+        Assert.Equal(0, code);
+        Assert.Contains("passthrough: SMIs", stdout);
+        Assert.Contains("passthrough: physical", stdout);
+    }
+}

@@ -55,6 +55,9 @@ public sealed record ReplayStats
 /// <param name="Ledger">The exits and costed events the mode accounted.</param>
 public sealed record ModeRun(string Mode, ReplayFailure? Failure, Observation[] Observations, ReplayStats Stats, ExitLedger Ledger)
 {
+    /// <summary>The mode's own counters at the end of the replay (see <see cref="VirtualizationMode.ModeCounters"/>).</summary>
+    public IReadOnlyList<KeyValuePair<string, long>> ModeCounters { get; init; } = [];
+
     /// <summary>True when every expectation held.</summary>
     public bool Passed => Failure is null;
 }

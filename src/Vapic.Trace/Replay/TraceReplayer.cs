@@ -136,7 +136,10 @@ public static partial class TraceReplayer
             Array.Resize(ref observations, executed);
         }
 
-        return new ModeRun(mode, failure, observations, CollectStats(machine, executed, expectations, mmio, msr, gp, events, fixedEvents), virtualization.Ledger);
+        return new ModeRun(mode, failure, observations, CollectStats(machine, executed, expectations, mmio, msr, gp, events, fixedEvents), virtualization.Ledger)
+        {
+            ModeCounters = virtualization.ModeCounters,
+        };
     }
 
     private static bool IsWrite(TraceCommandKind kind) =>

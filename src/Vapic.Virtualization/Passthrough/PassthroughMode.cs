@@ -468,6 +468,10 @@ public sealed class PassthroughMode : VirtualizationMode
     }
 
     /// <inheritdoc/>
+    public override IReadOnlyList<KeyValuePair<string, long>> ModeCounters =>
+        [.. Counters.Rows, new("physical IPIs sent", Host.PhysicalIpiCount), new("physical IPIs blocked (outside the VM)", Host.BlockedIpis)];
+
+    /// <inheritdoc/>
     public override void OnTimerExpiry(Vcpu vcpu)
     {
         Sync(vcpu);
