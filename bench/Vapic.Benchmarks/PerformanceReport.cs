@@ -17,6 +17,7 @@ internal static class PerformanceReport
     private const string Broadcast = nameof(BroadcastIpiBenchmarks);
     private const string Timer = nameof(TimerExpiryBenchmarks);
     private const string Replay = nameof(TraceReplayBenchmarks);
+    private const string ModeDelivery = nameof(ModeDeliveryBenchmarks);
 
     private sealed record Result(string Type, string Method, string Parameters, double? MedianNs, long? BytesPerOperation);
 
@@ -83,6 +84,12 @@ internal static class PerformanceReport
             Time("Broadcast IPI + accept + EOI on all 4096", Find(Broadcast, nameof(BroadcastIpiBenchmarks.BroadcastAcceptEoi)), "ns/target", null, zeroAllocation: false),
             Rate("Timer expiries, 4096 periodic LAPIC timers", Find(Timer, nameof(TimerExpiryBenchmarks.Expiries)), "expiries/s", 20e6),
             Rate("Trace parse + replay (1M lines)", Find(Replay, nameof(TraceReplayBenchmarks.ParseAndReplay)), "lines/s", 5e6),
+            Time("Unicast IPI round trip, 8 vCPUs, no mode", Find(ModeDelivery, nameof(ModeDeliveryBenchmarks.RoundTrip), "Mode=none"), "ns", null, zeroAllocation: false),
+            Time("  same under 'emulated'", Find(ModeDelivery, nameof(ModeDeliveryBenchmarks.RoundTrip), "Mode=emulated"), "ns", null, zeroAllocation: false),
+            Time("  same under 'apicv'", Find(ModeDelivery, nameof(ModeDeliveryBenchmarks.RoundTrip), "Mode=apicv"), "ns", null, zeroAllocation: false),
+            Time("  same under 'avic'", Find(ModeDelivery, nameof(ModeDeliveryBenchmarks.RoundTrip), "Mode=avic"), "ns", null, zeroAllocation: false),
+            Time("  same under 'passthrough'", Find(ModeDelivery, nameof(ModeDeliveryBenchmarks.RoundTrip), "Mode=passthrough"), "ns", null, zeroAllocation: false),
+            Time("  same under 'savic'", Find(ModeDelivery, nameof(ModeDeliveryBenchmarks.RoundTrip), "Mode=savic"), "ns", null, zeroAllocation: false),
             Rate("Trace parse only", Find(Replay, nameof(TraceReplayBenchmarks.ParseOnly)), "lines/s", null),
             Rate("Trace replay only (parsed document)", Find(Replay, nameof(TraceReplayBenchmarks.ReplayOnly)), "lines/s", null),
         };

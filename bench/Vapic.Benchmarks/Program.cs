@@ -50,6 +50,7 @@ Type[] benchmarks =
     typeof(BroadcastIpiBenchmarks),
     typeof(TimerExpiryBenchmarks),
     typeof(TraceReplayBenchmarks),
+    typeof(ModeDeliveryBenchmarks),
 ];
 IEnumerable<Summary> summaries = BenchmarkSwitcher.FromTypes(benchmarks).Run([.. rest], BenchmarkConfig.Create(artifacts));
 bool allRan = true;

@@ -32,6 +32,8 @@ public static class Program
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(NestedCommand.Create());
         root.Subcommands.Add(MsrBitmapCommand.Create());
+        root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(StateCommand.Create());
         root.SetAction(parseResult =>
             CliErrors.Usage(
                 parseResult.InvocationConfiguration.Error,

@@ -172,3 +172,55 @@ public class ReplayStatsModeCountersTests
         Assert.Contains("passthrough: physical", stdout);
     }
 }
+
+public class RunAndStateCliTests
+{
+    private static string Root()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (Directory.Exists(Path.Combine(dir.FullName, "examples")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new DirectoryNotFoundException("examples/ not found");
+    }
+
+    [Fact]
+    public void RunAnExampleConfigIsStatusZero()
+    {
+        var (code, stdout, _) = CliTests.Run("run", Path.Combine(Root(), "examples", "apicv.toml"), "--json");
+        Assert.Equal(0, code);
+        Assert.Contains("interrupts_delivered", stdout);
+    }
+
+    [Fact]
+    public void RunABadConfigIsOneLineWithLineAndColumnAndStatusTwo()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"vapic-{Guid.NewGuid():N}.toml");
+        File.WriteAllText(path, "mode = \"emulated\"\n[machine]\nvcpuz = 4\n");
+        var (code, _, stderr) = CliTests.Run("run", path);
+        Assert.Equal(2, code);
+        Assert.Contains(":3:1:", stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void StateShowOnJunkIsStatusTwo()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"vapic-{Guid.NewGuid():N}.bin");
+        File.WriteAllBytes(path, [1, 2, 3, 4, 5]);
+        var (code, stdout, stderr) = CliTests.Run("state", "show", path, "--from", "kvm");
+        Assert.Equal(2, code);
+        Assert.DoesNotContain("   at ", stdout + stderr);
+    }
+
+    [Fact]
+    public void StateConvertWithUnknownFormatIsStatusTwo()
+    {
+        var (code, _, _) = CliTests.Run("state", "convert", "/nonexistent", "--from", "bogus", "--to", "kvm", "--out", "/tmp/x");
+        Assert.Equal(2, code);
+    }
+}

@@ -1,0 +1,573 @@
+using Tomlyn.Parsing;
+using Tomlyn.Syntax;
+using Vapic.Machine;
+using Vapic.Virtualization.Compare;
+using Vapic.Virtualization.Passthrough;
+
+namespace Vapic.Virtualization.Configuration;
+
+/// <summary>
+/// Loads a <see cref="MachineConfiguration"/> from TOML. Every key is checked against the schema of
+/// docs/configuration.md: unknown tables and keys, wrong value types, out-of-range values and
+/// impossible combinations are errors at the line and column of the offending key or value, with
+/// the nearest valid name as a suggestion.
+/// </summary>
+public static class MachineConfigurationLoader
+{
+    /// <summary>The top-level keys.</summary>
+    public static IReadOnlyList<string> TopLevelKeys { get; } = ["mode"];
+
+    /// <summary>The tables.</summary>
+    public static IReadOnlyList<string> Tables { get; } = ["machine", "cost", "passthrough", "workload"];
+
+    /// <summary>The keys of <c>[machine]</c>.</summary>
+    public static IReadOnlyList<string> MachineKeys { get; } =
+        ["vcpus", "apic_ids", "force_x2apic", "ioapic_version", "vendor", "tsc_offset", "extended_destination_id", "max_physical_address_bits"];
+
+    /// <summary>The keys of <c>[passthrough]</c>.</summary>
+    public static IReadOnlyList<string> PassthroughKeys { get; } = ["host_cpus", "pinning", "intercept_thermal", "intercept_icr_read"];
+
+    /// <summary>The keys of <c>[workload]</c>.</summary>
+    public static IReadOnlyList<string> WorkloadKeys { get; } = ["kind", "rounds", "duration_ns", "x2apic", "halt_idle"];
+
+    /// <summary>The vendors <c>[machine] vendor</c> takes.</summary>
+    public static IReadOnlyList<string> Vendors { get; } = ["intel", "amd"];
+
+    /// <summary>Reads and loads the file at <paramref name="path"/>; an unreadable file is an error at 1:1.</summary>
+    public static ConfigurationLoadResult Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return ConfigurationLoadResult.Failure(new ConfigurationError(path, 1, 1, $"cannot read the file: {e.Message}"));
+        }
+
+        return Parse(text, path);
+    }
+
+    /// <summary>Loads the TOML <paramref name="text"/>; <paramref name="sourceName"/> names it in errors.</summary>
+    public static ConfigurationLoadResult Parse(string text, string sourceName)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(sourceName);
+        try
+        {
+            return ConfigurationLoadResult.Success(new Reader(sourceName).Read(text));
+        }
+        catch (ConfigurationException e)
+        {
+            return ConfigurationLoadResult.Failure(e.Error);
+        }
+    }
+
+    /// <summary>The name in <paramref name="candidates"/> nearest to <paramref name="name"/> (edit distance, ignoring case), or null when none is close.</summary>
+    public static string? Suggest(string name, IEnumerable<string> candidates)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(candidates);
+        string? best = null;
+        int bestDistance = int.MaxValue;
+        foreach (string candidate in candidates)
+        {
+            int distance = EditDistance(name.ToLowerInvariant(), candidate.ToLowerInvariant());
+            if (distance < bestDistance)
+            {
+                best = candidate;
+                bestDistance = distance;
+            }
+        }
+
+        // Close enough to be a typo: at most a third of the longer name differs.
+        return best is not null && bestDistance <= Math.Max(2, Math.Max(name.Length, best.Length) / 3) ? best : null;
+    }
+
+    private static int EditDistance(string a, string b)
+    {
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++)
+        {
+            previous[j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+                current[j] = Math.Min(substitution, Math.Min(previous[j], current[j - 1]) + 1);
+            }
+
+            (previous, current) = (current, previous);
+        }
+
+        return previous[b.Length];
+    }
+
+    // Carries an error out of the nested checks; never escapes Parse.
+    private sealed class ConfigurationException(ConfigurationError error) : Exception(error.Message)
+    {
+        public ConfigurationError Error { get; } = error;
+    }
+
+    private sealed class Reader(string sourceName)
+    {
+        private KeyValueSyntax? _x2ApicKey;
+        private bool _x2Apic = true;
+
+        public MachineConfiguration Read(string text)
+        {
+            DocumentSyntax document = SyntaxParser.Parse(text, sourceName, validate: true);
+            foreach (DiagnosticMessage diagnostic in document.Diagnostics)
+            {
+                if (diagnostic.Kind == DiagnosticMessageKind.Error)
+                {
+                    throw Fail(diagnostic.Span, diagnostic.Message);
+                }
+            }
+
+            KeyValueSyntax? mode = null;
+            foreach (KeyValueSyntax item in document.KeyValues)
+            {
+                string key = KeyOf(item);
+                if (key == "mode")
+                {
+                    mode = item;
+                }
+                else if (Tables.Contains(key))
+                {
+                    throw Fail(item.Key!, $"'{key}' is a table: write it as [{key}]");
+                }
+                else
+                {
+                    throw Unknown(item.Key!, $"top-level key '{key}'", key, [.. TopLevelKeys, .. Tables]);
+                }
+            }
+
+            var tables = new Dictionary<string, TableSyntax>(StringComparer.Ordinal);
+            foreach (TableSyntaxBase table in document.Tables)
+            {
+                string name = table.Name is null ? string.Empty : NameOf(table.Name);
+                if (table is not TableSyntax plain)
+                {
+                    throw Fail(table.Name ?? (SyntaxNode)table, $"[[{name}]] is not part of the schema (tables: {string.Join(", ", Tables)})");
+                }
+
+                if (!Tables.Contains(name))
+                {
+                    throw Unknown(table.Name ?? (SyntaxNode)table, $"table [{name}]", name, Tables);
+                }
+
+                tables[name] = plain;
+            }
+
+            if (mode is null)
+            {
+                throw new ConfigurationException(new ConfigurationError(sourceName, 1, 1,
+                    $"the key 'mode' is required (modes: {string.Join(", ", ModeRegistry.Available)})"));
+            }
+
+            string modeName = StringOf(mode);
+            if (!ModeRegistry.IsAvailable(modeName))
+            {
+                string? suggestion = Suggest(modeName, ModeRegistry.Available);
+                throw Fail(mode.Value!, $"unknown mode '{modeName}'{DidYouMean(suggestion)} (modes: {string.Join(", ", ModeRegistry.Available)})");
+            }
+
+            // [workload] first: the machine checks depend on whether the guest uses x2APIC.
+            CompareWorkloadOptions workload = ReadWorkload(tables.GetValueOrDefault("workload"));
+            if (modeName == "savic" && !_x2Apic)
+            {
+                // Secure AVIC guests run x2APIC only: the xAPIC MMIO page is not accelerated and
+                // the guest must use the x2APIC MSR interface (virtualization-reference, Secure AVIC).
+                throw Fail(_x2ApicKey!.Value!, "mode 'savic' needs an x2APIC guest: Secure AVIC has no xAPIC interface; set x2apic = true or pick another mode");
+            }
+
+            (MachineOptions machine, KeyValueSyntax? vcpusKey) = ReadMachine(tables.GetValueOrDefault("machine"));
+            if (machine.VcpuCount is < CompareWorkloadOptions.MinVcpus or > CompareWorkloadOptions.MaxVcpus)
+            {
+                SyntaxNode where = vcpusKey?.Value ?? (SyntaxNode?)tables.GetValueOrDefault("machine")?.Name ?? mode;
+                throw Fail(where, $"vcpus must be between {CompareWorkloadOptions.MinVcpus} and {CompareWorkloadOptions.MaxVcpus} (the built-in workloads), not {machine.VcpuCount}");
+            }
+
+            workload = workload with { VcpuCount = machine.VcpuCount };
+            CostModel cost = ReadCost(tables.GetValueOrDefault("cost"));
+            PassthroughOptions? passthrough = null;
+            if (tables.TryGetValue("passthrough", out TableSyntax? passthroughTable))
+            {
+                if (modeName != "passthrough")
+                {
+                    throw Fail(passthroughTable.Name!, $"[passthrough] configures the host of mode 'passthrough', but the mode is '{modeName}'");
+                }
+
+                passthrough = ReadPassthrough(passthroughTable, machine.VcpuCount);
+            }
+            else if (modeName == "passthrough")
+            {
+                passthrough = PassthroughOptions.Default;
+            }
+
+            return new MachineConfiguration(sourceName, machine, modeName, cost, passthrough, workload);
+        }
+
+        private CompareWorkloadOptions ReadWorkload(TableSyntax? table)
+        {
+            var options = new CompareWorkloadOptions { Workload = CompareWorkloadKind.Mixed };
+            if (table is null)
+            {
+                return options;
+            }
+
+            KeyValueSyntax? rounds = null;
+            KeyValueSyntax? duration = null;
+            foreach (KeyValueSyntax item in Items(table, WorkloadKeys))
+            {
+                switch (KeyOf(item))
+                {
+                    case "kind":
+                        string kind = StringOf(item);
+                        if (!CompareWorkloads.TryParse(kind, out CompareWorkloadKind parsed))
+                        {
+                            throw Fail(item.Value!, $"unknown workload '{kind}'{DidYouMean(Suggest(kind, CompareWorkloads.Names))} (workloads: {string.Join(", ", CompareWorkloads.Names)})");
+                        }
+
+                        options = options with { Workload = parsed };
+                        break;
+                    case "rounds":
+                        rounds = item;
+                        options = options with { Rounds = (int)IntegerOf(item, 1, CompareWorkloadOptions.MaxRounds) };
+                        break;
+                    case "duration_ns":
+                        duration = item;
+                        options = options with { DurationNs = IntegerOf(item, CompareWorkloadOptions.RoundPeriodNs, CompareWorkloadOptions.MaxDurationNs) };
+                        break;
+                    case "x2apic":
+                        _x2ApicKey = item;
+                        _x2Apic = BooleanOf(item);
+                        options = options with { UseX2Apic = _x2Apic };
+                        break;
+                    case "halt_idle":
+                        options = options with { HaltIdle = BooleanOf(item) };
+                        break;
+                }
+            }
+
+            if (rounds is not null && duration is not null)
+            {
+                throw Fail(duration.Key!, "give either rounds or duration_ns, not both");
+            }
+
+            string? error = (options with { VcpuCount = CompareWorkloadOptions.MinVcpus }).Validate();
+            if (error is not null)
+            {
+                throw Fail(table.Name!, error);
+            }
+
+            return options;
+        }
+
+        private (MachineOptions Machine, KeyValueSyntax? Vcpus) ReadMachine(TableSyntax? table)
+        {
+            var machine = new MachineOptions { VcpuCount = CompareWorkloadOptions.DefaultVcpus };
+            if (table is null)
+            {
+                return (machine, null);
+            }
+
+            KeyValueSyntax? vcpus = null;
+            KeyValueSyntax? apicIds = null;
+            KeyValueSyntax? forceX2Apic = null;
+            foreach (KeyValueSyntax item in Items(table, MachineKeys))
+            {
+                switch (KeyOf(item))
+                {
+                    case "vcpus":
+                        vcpus = item;
+                        machine = machine with { VcpuCount = (int)IntegerOf(item, long.MinValue, long.MaxValue, allowAnyInt: true) };
+                        break;
+                    case "apic_ids":
+                        apicIds = item;
+                        break;
+                    case "force_x2apic":
+                        forceX2Apic = item;
+                        machine = machine with { ForceX2Apic = BooleanOf(item) };
+                        break;
+                    case "ioapic_version":
+                        long version = IntegerOf(item, 0, 0xFF);
+                        if (version is not (0x11 or 0x20))
+                        {
+                            throw Fail(item.Value!, $"ioapic_version must be 0x11 or 0x20 (82093AA / ICH with EOI register), not 0x{version:x}");
+                        }
+
+                        machine = machine with { IoApicVersion = (byte)version };
+                        break;
+                    case "vendor":
+                        string vendor = StringOf(item);
+                        machine = vendor switch
+                        {
+                            "intel" => machine with { CpuVendor = CpuVendor.Intel },
+                            "amd" => machine with { CpuVendor = CpuVendor.Amd },
+                            _ => throw Fail(item.Value!, $"unknown vendor '{vendor}'{DidYouMean(Suggest(vendor, Vendors))} (vendors: intel, amd)"),
+                        };
+                        break;
+                    case "tsc_offset":
+                        machine = machine with { TscOffset = IntegerOf(item, long.MinValue, long.MaxValue) };
+                        break;
+                    case "extended_destination_id":
+                        machine = machine with { ExtendedDestinationId = BooleanOf(item) };
+                        break;
+                    case "max_physical_address_bits":
+                        machine = machine with { MaxPhysicalAddressBits = (int)IntegerOf(item, 36, 52) };
+                        break;
+                }
+            }
+
+            if (vcpus is not null && machine.VcpuCount is < 1 or > MachineOptions.MaxVcpus)
+            {
+                throw Fail(vcpus.Value!, $"vcpus must be between 1 and {MachineOptions.MaxVcpus}, not {machine.VcpuCount}");
+            }
+
+            if (forceX2Apic is not null && machine.ForceX2Apic && !_x2Apic)
+            {
+                throw Fail(_x2ApicKey!.Value!, "a locked-x2APIC machine (force_x2apic = true) cannot run an xAPIC guest: set x2apic = true");
+            }
+
+            if (apicIds is not null)
+            {
+                machine = machine with { ApicIds = ReadApicIds(apicIds, machine.VcpuCount) };
+            }
+
+            string? error = machine.Validate();
+            if (error is not null)
+            {
+                throw Fail(table.Name!, error);
+            }
+
+            return (machine, vcpus);
+        }
+
+        private uint[] ReadApicIds(KeyValueSyntax item, int vcpuCount)
+        {
+            if (item.Value is not ArraySyntax array)
+            {
+                throw WrongType(item, "an array of integers");
+            }
+
+            var ids = new List<uint>();
+            var seen = new Dictionary<uint, int>();
+            foreach (ArrayItemSyntax element in array.Items)
+            {
+                if (element.Value is not IntegerValueSyntax integer)
+                {
+                    throw Fail(element.Value ?? (SyntaxNode)element, "APIC IDs must be integers");
+                }
+
+                if (integer.Value is < 0 or > MachineOptions.MaxApicId)
+                {
+                    throw Fail(integer, $"APIC ID {integer.Value} is out of range: 0 to 0x{MachineOptions.MaxApicId:X} (0xFFFFFFFF is the x2APIC broadcast address)");
+                }
+
+                uint id = (uint)integer.Value;
+                if (seen.TryGetValue(id, out int first))
+                {
+                    throw Fail(integer, $"APIC ID 0x{id:X} is given to vCPU {first} and to vCPU {ids.Count}: APIC IDs must be unique");
+                }
+
+                if (id > 0xFE && !_x2Apic)
+                {
+                    // xAPIC destinations are 8 bits and 0xFF is the broadcast: an xAPIC guest cannot
+                    // address an ID above 0xFE (SDM "Local APIC ID"; firmware must leave x2APIC on).
+                    throw Fail(integer, $"APIC ID 0x{id:X} needs x2APIC (an xAPIC guest addresses IDs 0 to 0xFE only), but [workload] x2apic = false");
+                }
+
+                seen.Add(id, ids.Count);
+                ids.Add(id);
+            }
+
+            if (ids.Count != vcpuCount)
+            {
+                throw Fail(array, $"{ids.Count} APIC IDs given for {vcpuCount} vCPUs: give one per vCPU");
+            }
+
+            return [.. ids];
+        }
+
+        private CostModel ReadCost(TableSyntax? table)
+        {
+            CostModel model = CostModel.Default;
+            if (table is null)
+            {
+                return model;
+            }
+
+            foreach (KeyValueSyntax item in Items(table, CostModel.FigureNames))
+            {
+                string key = KeyOf(item);
+                string? error = null;
+                model = model.WithOverride(key, IntegerOf(item, 0, long.MaxValue), out error)
+                    ?? throw Fail(item.Key!, error ?? $"bad cost figure '{key}'");
+            }
+
+            return model;
+        }
+
+        private PassthroughOptions ReadPassthrough(TableSyntax table, int vcpuCount)
+        {
+            var options = new PassthroughOptions();
+            KeyValueSyntax? pinning = null;
+            foreach (KeyValueSyntax item in Items(table, PassthroughKeys))
+            {
+                switch (KeyOf(item))
+                {
+                    case "host_cpus":
+                        options = options with { HostCpuCount = (int)IntegerOf(item, 1, PassthroughOptions.MaxHostCpus) };
+                        break;
+                    case "pinning":
+                        pinning = item;
+                        if (item.Value is not ArraySyntax array)
+                        {
+                            throw WrongType(item, "an array of integers");
+                        }
+
+                        var pcpus = new List<int>();
+                        foreach (ArrayItemSyntax element in array.Items)
+                        {
+                            if (element.Value is not IntegerValueSyntax integer || integer.Value is < 0 or >= PassthroughOptions.MaxHostCpus)
+                            {
+                                throw Fail(element.Value ?? (SyntaxNode)element, $"pCPU numbers must be integers from 0 to {PassthroughOptions.MaxHostCpus - 1}");
+                            }
+
+                            pcpus.Add((int)integer.Value);
+                        }
+
+                        options = options with { Pinning = pcpus };
+                        break;
+                    case "intercept_thermal":
+                        options = options with { InterceptThermal = BooleanOf(item) };
+                        break;
+                    case "intercept_icr_read":
+                        options = options with { InterceptIcrRead = BooleanOf(item) };
+                        break;
+                }
+            }
+
+            string? error = options.Validate(vcpuCount);
+            if (error is not null)
+            {
+                throw Fail((SyntaxNode?)pinning?.Value ?? table.Name!, error);
+            }
+
+            return options;
+        }
+
+        // The key-value pairs of a table, each key checked against the schema.
+        private List<KeyValueSyntax> Items(TableSyntax table, IReadOnlyList<string> keys)
+        {
+            string name = table.Name is null ? string.Empty : NameOf(table.Name);
+            var items = new List<KeyValueSyntax>();
+            foreach (KeyValueSyntax item in table.Items)
+            {
+                string key = KeyOf(item);
+                if (!keys.Contains(key))
+                {
+                    throw Unknown(item.Key!, $"key '{key}' in [{name}]", key, keys);
+                }
+
+                items.Add(item);
+            }
+
+            return items;
+        }
+
+        private string KeyOf(KeyValueSyntax item)
+        {
+            KeySyntax key = item.Key!;
+            if (key.DotKeys.ChildrenCount != 0)
+            {
+                throw Fail(key, $"dotted key '{NameOf(key)}': write the table as a [table] and the key inside it");
+            }
+
+            return NameOf(key);
+        }
+
+        private static string NameOf(KeySyntax key)
+        {
+            string name = key.Key switch
+            {
+                BareKeySyntax bare => bare.Key?.Text ?? string.Empty,
+                StringValueSyntax quoted => quoted.Value ?? string.Empty,
+                _ => string.Empty,
+            };
+            foreach (DottedKeyItemSyntax dotted in key.DotKeys)
+            {
+                name += "." + dotted.Key switch
+                {
+                    BareKeySyntax bare => bare.Key?.Text ?? string.Empty,
+                    StringValueSyntax quoted => quoted.Value ?? string.Empty,
+                    _ => string.Empty,
+                };
+            }
+
+            return name;
+        }
+
+        private string StringOf(KeyValueSyntax item) =>
+            item.Value is StringValueSyntax text ? text.Value ?? string.Empty : throw WrongType(item, "a string");
+
+        private bool BooleanOf(KeyValueSyntax item) =>
+            item.Value is BooleanValueSyntax boolean ? boolean.Value : throw WrongType(item, "a boolean (true or false)");
+
+        private long IntegerOf(KeyValueSyntax item, long min, long max, bool allowAnyInt = false)
+        {
+            if (item.Value is not IntegerValueSyntax integer)
+            {
+                throw WrongType(item, "an integer");
+            }
+
+            long value = integer.Value;
+            if (allowAnyInt)
+            {
+                return value is < int.MinValue or > int.MaxValue ? (value < 0 ? int.MinValue : int.MaxValue) : value;
+            }
+
+            if (value < min || value > max)
+            {
+                throw Fail(integer, $"{KeyOf(item)} must be between {min} and {max}, not {value}");
+            }
+
+            return value;
+        }
+
+        private ConfigurationException WrongType(KeyValueSyntax item, string expected) =>
+            Fail(item.Value ?? (SyntaxNode)item, $"{KeyOf(item)} must be {expected}, not {Describe(item.Value)}");
+
+        private static string Describe(ValueSyntax? value) => value switch
+        {
+            StringValueSyntax => "a string",
+            IntegerValueSyntax => "an integer",
+            FloatValueSyntax => "a float",
+            BooleanValueSyntax => "a boolean",
+            ArraySyntax => "an array",
+            InlineTableSyntax => "a table",
+            DateTimeValueSyntax => "a date-time",
+            _ => "nothing",
+        };
+
+        private ConfigurationException Unknown(SyntaxNode where, string what, string name, IEnumerable<string> valid) =>
+            Fail(where, $"unknown {what}{DidYouMean(Suggest(name, valid))} (valid: {string.Join(", ", valid)})");
+
+        private static string DidYouMean(string? suggestion) => suggestion is null ? string.Empty : $"; did you mean '{suggestion}'?";
+
+        private ConfigurationException Fail(SyntaxNode node, string message) => Fail(node.Span, message);
+
+        // Tomlyn's positions are zero-based; errors are one-based like compilers'.
+        private ConfigurationException Fail(SourceSpan span, string message) =>
+            new(new ConfigurationError(sourceName, span.Start.Line + 1, span.Start.Column + 1, message));
+    }
+}
