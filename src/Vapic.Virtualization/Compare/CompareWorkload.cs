@@ -162,7 +162,7 @@ public sealed class CompareWorkload
             throw new InvalidOperationException("A CompareWorkload runs once; create a new one.");
         }
 
-        VirtualMachine machine = new(new MachineOptions { VcpuCount = _n }, mode);
+        VirtualMachine machine = new(_options.Machine ?? new MachineOptions { VcpuCount = _n }, mode);
         _machine = machine;
         Boot();
         SetUp();
@@ -256,8 +256,12 @@ public sealed class CompareWorkload
 
         if (kind == CompareWorkloadKind.Mixed)
         {
+            // Destination bits 7:0 in RTE[63:56], bits 14:8 in RTE[55:49] (the extended
+            // destination ID, as Linux programs it for APIC IDs above 0xFF).
+            ulong destination = Machine.Options.ApicIdOf(LevelTargetCpu(_n));
             ulong entry = LevelVector | RedirectionEntry.TriggerModeBit |
-                ((ulong)Machine.Options.ApicIdOf(LevelTargetCpu(_n)) << RedirectionEntry.DestinationShift);
+                ((destination & 0xFF) << RedirectionEntry.DestinationShift) |
+                (((destination >> 8) & 0x7F) << RedirectionEntry.ExtendedDestinationShift);
             WriteRedirectionEntry(Machine.GetVcpu(0), LevelGsi, entry);
         }
     }

@@ -34,6 +34,13 @@ public sealed record CompareWorkloadOptions
     /// <summary>The number of vCPUs, <see cref="MinVcpus"/> to <see cref="MaxVcpus"/>.</summary>
     public int VcpuCount { get; init; } = DefaultVcpus;
 
+    /// <summary>
+    /// The machine to run on (APIC IDs, locked x2APIC, IOAPIC version, vendor, TSC offset...), or
+    /// null for <see cref="VcpuCount"/> vCPUs with APIC IDs 0..n-1 and default settings. Its vCPU
+    /// count must equal <see cref="VcpuCount"/>.
+    /// </summary>
+    public Vapic.Machine.MachineOptions? Machine { get; init; }
+
     /// <summary>True (the default) for an x2APIC guest (MSR interface); false for an xAPIC guest (MMIO).</summary>
     public bool UseX2Apic { get; init; } = true;
 
@@ -69,6 +76,33 @@ public sealed record CompareWorkloadOptions
         if (VcpuCount is < MinVcpus or > MaxVcpus)
         {
             return $"vcpus must be between {MinVcpus} and {MaxVcpus}, not {VcpuCount}";
+        }
+
+        if (Machine is not null)
+        {
+            if (Machine.VcpuCount != VcpuCount)
+            {
+                return $"the machine has {Machine.VcpuCount} vCPUs but the workload is set for {VcpuCount}";
+            }
+
+            if (Machine.Validate() is string machineError)
+            {
+                return machineError;
+            }
+
+            for (int i = 0; i < Machine.VcpuCount; i++)
+            {
+                if (Machine.ApicIdOf(i) > 0x7FFF)
+                {
+                    // Device interrupts (MSI, IOAPIC) reach at most 15-bit destinations.
+                    return $"APIC ID 0x{Machine.ApicIdOf(i):x} of vCPU {i} is beyond what the workload's devices can address (0x7FFF)";
+                }
+            }
+
+            if (!UseX2Apic && (Machine.ForceX2Apic || Machine.NeedsX2Apic))
+            {
+                return "an xAPIC guest cannot run on a machine whose LAPICs are in x2APIC mode (force-x2apic or APIC IDs above 0xFE)";
+            }
         }
 
         if (Rounds is int rounds)

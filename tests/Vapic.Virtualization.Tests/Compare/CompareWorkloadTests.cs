@@ -249,3 +249,27 @@ public class CompareWorkloadTests
         Assert.Throws<InvalidOperationException>(() => workload.Run(new EmulatedMode()));
     }
 }
+
+public class CompareWorkloadMachineTests
+{
+    [Fact]
+    public void WorkloadRunsOnTheGivenMachineWithItsApicIds()
+    {
+        var machine = new Vapic.Machine.MachineOptions { VcpuCount = 4, ApicIds = [0, 1, 0x100, 0x7FF0], ForceX2Apic = true };
+        var options = new CompareWorkloadOptions { Workload = CompareWorkloadKind.Mixed, VcpuCount = 4, Rounds = 5, Machine = machine };
+        Assert.Null(options.Validate());
+        CompareWorkloadRun run = new CompareWorkload(options).Run(new EmulatedMode());
+        Assert.Empty(run.Problems);
+        Assert.Equal(CompareWorkload.ExpectedInterrupts(options), run.InterruptsTaken);
+        Assert.Equal(0x100u, run.Machine.GetVcpu(2).Apic.Id);
+        Assert.Equal(0x7FF0u, run.Machine.GetVcpu(3).Apic.Id);
+    }
+
+    [Fact]
+    public void MachineThatDoesNotFitTheWorkloadIsRejected()
+    {
+        var machine = new Vapic.Machine.MachineOptions { VcpuCount = 4, ApicIds = [0, 1, 2, 0x300] };
+        Assert.NotNull(new CompareWorkloadOptions { VcpuCount = 8, Machine = machine }.Validate());
+        Assert.NotNull(new CompareWorkloadOptions { VcpuCount = 4, UseX2Apic = false, Machine = machine }.Validate());
+    }
+}
