@@ -379,6 +379,13 @@ public static class MachineConfigurationLoader
                     throw Fail(integer, $"APIC ID 0x{id:X} is given to vCPU {first} and to vCPU {ids.Count}: APIC IDs must be unique");
                 }
 
+                if (id > 0x7FFF)
+                {
+                    // The workload's devices (MSI, IOAPIC) reach 15-bit destinations at most
+                    // (extended destination ID, lapic-reference §12).
+                    throw Fail(integer, $"APIC ID 0x{id:X} is above 0x7FFF, the highest destination an MSI or IOAPIC entry can address");
+                }
+
                 if (id > 0xFE && !_x2Apic)
                 {
                     // xAPIC destinations are 8 bits and 0xFF is the broadcast: an xAPIC guest cannot
