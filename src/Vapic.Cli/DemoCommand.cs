@@ -121,21 +121,7 @@ public static class DemoCommand
     // pipe, and drops the padding Spectre adds at the ends of lines.
     private static void WriteTable(TextWriter output, Table table)
     {
-        var buffer = new StringWriter(s_invariant);
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.Yes,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Out = new AnsiConsoleOutput(buffer),
-        });
-        console.Profile.Width = ConsoleWidth;
-        console.Write(table);
-        foreach (string line in buffer.ToString().TrimEnd().Split('\n'))
-        {
-            output.WriteLine(line.TrimEnd());
-        }
-
-        output.WriteLine();
+        CliTables.Write(output, table, ConsoleWidth);
     }
 
     private static Table CpuTable(DemoResult result)

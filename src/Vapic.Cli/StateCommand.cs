@@ -261,20 +261,6 @@ public static class StateCommand
     // Renders at a fixed width without colour, so the text is the same on a terminal and in a pipe.
     private static void WriteTable(TextWriter output, Table table)
     {
-        var buffer = new StringWriter(s_invariant);
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.Yes,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Out = new AnsiConsoleOutput(buffer),
-        });
-        console.Profile.Width = ConsoleWidth;
-        console.Write(table);
-        foreach (string line in buffer.ToString().TrimEnd().Split('\n'))
-        {
-            output.WriteLine(line.TrimEnd());
-        }
-
-        output.WriteLine();
+        CliTables.Write(output, table, ConsoleWidth);
     }
 }
