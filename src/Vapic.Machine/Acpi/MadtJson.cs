@@ -1,4 +1,3 @@
-using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace Vapic.Machine.Acpi;
@@ -13,18 +12,7 @@ public static class MadtJson
     public static string Serialize(MadtDecodeResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions
-        {
-            Indented = true,
-            NewLine = "\n",
-            Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        }))
-        {
-            Write(writer, result);
-        }
-
-        return System.Text.Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
+        return Vapic.Machine.DeterministicJson.Serialize(result, Write);
     }
 
     /// <summary>Writes <paramref name="result"/> as one JSON object.</summary>
