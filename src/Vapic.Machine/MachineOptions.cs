@@ -40,6 +40,32 @@ public sealed record MachineOptions
     /// </summary>
     public long TscOffset { get; init; }
 
+    /// <summary>The default TSC and APIC timer frequency: 1 GHz, one tick per virtual nanosecond (KVM's default bus cycle).</summary>
+    public const long DefaultFrequencyHz = 1_000_000_000;
+
+    /// <summary>The lowest TSC frequency accepted: 1 MHz.</summary>
+    public const long MinTscFrequencyHz = 1_000_000;
+
+    /// <summary>The highest TSC frequency accepted: 100 GHz.</summary>
+    public const long MaxTscFrequencyHz = 100_000_000_000;
+
+    /// <summary>
+    /// The guest TSC frequency in Hz (what CPUID leaf 0x15 / the TSC scaling ratio presents): guest
+    /// TSC = floor(virtual ns × frequency / 10^9) + offset, modulo 2^64. 1 GHz (the default) makes one
+    /// TSC tick per virtual nanosecond. IA32_TSC_DEADLINE deadlines are converted at this rate.
+    /// </summary>
+    public long TscFrequencyHz { get; init; } = DefaultFrequencyHz;
+
+    /// <summary>
+    /// The APIC timer (bus) frequency in Hz, before the divide configuration (CPUID leaf 0x15 core
+    /// crystal / KVM_CAP_X86_APIC_BUS_CYCLES_NS). One bus cycle must be a whole number of virtual
+    /// nanoseconds, as in KVM: the frequency divides 10^9 (1 GHz, 500 MHz, 25 MHz, ...).
+    /// </summary>
+    public long ApicTimerFrequencyHz { get; init; } = DefaultFrequencyHz;
+
+    /// <summary>Nanoseconds per APIC bus cycle: 10^9 / <see cref="ApicTimerFrequencyHz"/>.</summary>
+    public int ApicBusCycleNs => (int)(DefaultFrequencyHz / ApicTimerFrequencyHz);
+
     /// <summary>Returns the APIC ID of vCPU <paramref name="index"/>.</summary>
     public uint ApicIdOf(int index) => ApicIds is null ? (uint)index : ApicIds[index];
 
@@ -66,6 +92,16 @@ public sealed record MachineOptions
         if (CpuVendor is not (CpuVendor.Intel or CpuVendor.Amd))
         {
             return $"CPU vendor must be Intel or AMD, not {(int)CpuVendor}";
+        }
+
+        if (TscFrequencyHz is < MinTscFrequencyHz or > MaxTscFrequencyHz)
+        {
+            return $"TSC frequency must be between {MinTscFrequencyHz} and {MaxTscFrequencyHz} Hz, not {TscFrequencyHz}";
+        }
+
+        if (ApicTimerFrequencyHz is < 1 or > DefaultFrequencyHz || DefaultFrequencyHz % ApicTimerFrequencyHz != 0)
+        {
+            return $"APIC timer frequency must divide 1 GHz (one bus cycle is a whole number of ns), not {ApicTimerFrequencyHz} Hz";
         }
 
         if (ApicIds is not null)

@@ -198,6 +198,18 @@ public sealed partial class VirtualMachine
                 $"saved with CPU vendor {configuration.CpuVendor}, this machine has {Options.CpuVendor}");
         }
 
+        if (configuration.TscFrequencyHz != Options.TscFrequencyHz)
+        {
+            return SavedStateResult.Fail(SavedStateError.ConfigurationMismatch, nameof(configuration.TscFrequencyHz),
+                $"saved with a TSC frequency of {configuration.TscFrequencyHz} Hz, this machine has {Options.TscFrequencyHz} Hz");
+        }
+
+        if (configuration.ApicTimerFrequencyHz != Options.ApicTimerFrequencyHz)
+        {
+            return SavedStateResult.Fail(SavedStateError.ConfigurationMismatch, nameof(configuration.ApicTimerFrequencyHz),
+                $"saved with an APIC timer frequency of {configuration.ApicTimerFrequencyHz} Hz, this machine has {Options.ApicTimerFrequencyHz} Hz");
+        }
+
         return SavedStateResult.Success;
     }
 

@@ -32,6 +32,12 @@ public sealed record MachineConfigurationState
     /// <summary><see cref="MachineOptions.CpuVendor"/>: which vendor-specific MSRs exist.</summary>
     public CpuVendor CpuVendor { get; init; }
 
+    /// <summary><see cref="MachineOptions.TscFrequencyHz"/>: the rate of every guest TSC.</summary>
+    public long TscFrequencyHz { get; init; } = MachineOptions.DefaultFrequencyHz;
+
+    /// <summary><see cref="MachineOptions.ApicTimerFrequencyHz"/>: the APIC timer's bus clock.</summary>
+    public long ApicTimerFrequencyHz { get; init; } = MachineOptions.DefaultFrequencyHz;
+
     /// <summary>The configuration of a machine built from <paramref name="options"/>.</summary>
     public static MachineConfigurationState From(MachineOptions options)
     {
@@ -50,6 +56,8 @@ public sealed record MachineConfigurationState
             ExtendedDestinationId = options.ExtendedDestinationId,
             MaxPhysicalAddressBits = options.MaxPhysicalAddressBits,
             CpuVendor = options.CpuVendor,
+            TscFrequencyHz = options.TscFrequencyHz,
+            ApicTimerFrequencyHz = options.ApicTimerFrequencyHz,
         };
     }
 
@@ -61,7 +69,9 @@ public sealed record MachineConfigurationState
         IoApicVersion == other.IoApicVersion &&
         ExtendedDestinationId == other.ExtendedDestinationId &&
         MaxPhysicalAddressBits == other.MaxPhysicalAddressBits &&
-        CpuVendor == other.CpuVendor;
+        CpuVendor == other.CpuVendor &&
+        TscFrequencyHz == other.TscFrequencyHz &&
+        ApicTimerFrequencyHz == other.ApicTimerFrequencyHz;
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(VcpuCount, ForceX2Apic, IoApicVersion, ExtendedDestinationId, MaxPhysicalAddressBits, CpuVendor);
