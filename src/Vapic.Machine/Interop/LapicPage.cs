@@ -62,6 +62,13 @@ public static class LapicPage
     }
 
     /// <summary>
+    /// LVT CMCI as this model holds it. A page whose CMCI slot is 0 comes from a hypervisor that
+    /// does not offer CMCI (KVM without MCG_CMCI_P, Xen): the slot is unimplemented, which this model
+    /// holds as the masked reset value. Any other value is kept, and a restore refuses it if programmed.
+    /// </summary>
+    internal static uint CmciOf(uint pageValue) => pageValue == 0 ? LocalVectorTable.ResetValue : pageValue;
+
+    /// <summary>
     /// Writes every register of <paramref name="s"/> into <paramref name="page"/> except the ID,
     /// which depends on the format. ICR: bits 31:0 at 0x300 and the destination at 0x310 in both
     /// modes (KVM splits the 64-bit x2APIC ICR the same way).
@@ -82,7 +89,9 @@ public static class LapicPage
         }
 
         Write(page, Esr, s.ErrorStatus);
-        Write(page, LvtCmci, s.LvtCmci);
+        // KVM and Xen leave LVT CMCI at 0 when CMCI is not offered (their reset masks only the
+        // LVTs below VER's max-LVT count, which here is 5: no CMCI), so the unused slot is 0 there.
+        Write(page, LvtCmci, s.LvtCmci == LocalVectorTable.ResetValue ? 0 : s.LvtCmci);
         Write(page, IcrLow, s.InterruptCommandLow);
         Write(page, IcrHigh, s.InterruptCommandHigh);
         Write(page, LvtTimer, s.LvtTimer);
@@ -171,7 +180,7 @@ public static class LapicPage
             ErrorStatus = Read(page, Esr),
             InterruptCommandLow = Read(page, IcrLow) & ~(1u << 12),
             InterruptCommandHigh = Read(page, IcrHigh),
-            LvtCmci = Read(page, LvtCmci),
+            LvtCmci = CmciOf(Read(page, LvtCmci)),
             LvtTimer = lvtTimer,
             LvtThermal = Read(page, LvtThermal),
             LvtPerformanceCounter = Read(page, LvtPerformanceCounter),
