@@ -43,18 +43,7 @@ public static class MsrBitmapCommand
             Description = "The vCPUs' TSC offset, a signed 64-bit number (default 0); when not 0 the TSC MSRs stay intercepted.",
             HelpName = "N",
         };
-        var hostCpus = new Option<string?>("--host-cpus")
-        {
-            Description = "Physical CPUs of the host (default: twice the vCPUs).",
-            HelpName = "N",
-        };
-        var pinning = new Option<string?>("--pinning")
-        {
-            Description = "The pCPU of each vCPU, comma-separated (default: vCPU i on pCPU 2i+1).",
-            HelpName = "A,B,...",
-        };
-        var thermal = new Option<bool>("--intercept-thermal") { Description = "Also intercept the LVT thermal register (0x833), as ACRN did before virtual thermal management." };
-        var icrRead = new Option<bool>("--intercept-icr-read") { Description = "Also intercept ICR reads (0x830), which otherwise show the last physical destination." };
+        var host = new PassthroughHostOptions();
         var command = new Command("msr-bitmap", "Show which MSRs a vCPU's VMX MSR bitmap intercepts under the passthrough mode.")
         {
             mode,
@@ -63,11 +52,8 @@ public static class MsrBitmapCommand
             vcpus,
             vcpu,
             tscOffset,
-            hostCpus,
-            pinning,
-            thermal,
-            icrRead,
         };
+        host.AddTo(command);
         command.SetAction(parseResult => Run(
             new Request(
                 parseResult.GetValue(mode) ?? PassthroughModeName,
@@ -76,10 +62,8 @@ public static class MsrBitmapCommand
                 parseResult.GetValue(vcpus),
                 parseResult.GetValue(vcpu),
                 parseResult.GetValue(tscOffset),
-                parseResult.GetValue(hostCpus),
-                parseResult.GetValue(pinning),
-                parseResult.GetValue(thermal),
-                parseResult.GetValue(icrRead)),
+                host.TryRead(parseResult, out PassthroughOptions passthrough, out string? hostProblem) ? passthrough : null,
+                hostProblem),
             parseResult.InvocationConfiguration.Output,
             parseResult.InvocationConfiguration.Error));
         return command;
@@ -92,10 +76,8 @@ public static class MsrBitmapCommand
         string? Vcpus,
         string? Vcpu,
         string? TscOffset,
-        string? HostCpus,
-        string? Pinning,
-        bool InterceptThermal,
-        bool InterceptIcrRead);
+        PassthroughOptions? Host,
+        string? HostProblem);
 
     private static int Run(Request request, TextWriter output, TextWriter error)
     {
@@ -107,22 +89,18 @@ public static class MsrBitmapCommand
             return CliErrors.Usage(error, Name, why);
         }
 
-        if (!TryParseCount(request.Vcpus, "--vcpus", 1, MachineOptions.MaxVcpus, 1, out int vcpuCount, out string? problem) ||
-            !TryParseCount(request.Vcpu, "--vcpu", 0, vcpuCount - 1, 0, out int shown, out problem) ||
-            !TryParseTscOffset(request.TscOffset, out long offset, out problem) ||
-            !TryParseCount(request.HostCpus, "--host-cpus", 1, PassthroughOptions.MaxHostCpus, -1, out int hostCpus, out problem) ||
-            !TryParsePinning(request.Pinning, out int[]? pins, out problem))
+        if (!PassthroughHostOptions.TryParseCount(request.Vcpus, "--vcpus", 1, MachineOptions.MaxVcpus, 1, out int vcpuCount, out string? problem) ||
+            !PassthroughHostOptions.TryParseCount(request.Vcpu, "--vcpu", 0, vcpuCount - 1, 0, out int shown, out problem) ||
+            !TryParseTscOffset(request.TscOffset, out long offset, out problem))
         {
             return CliErrors.Usage(error, Name, problem!);
         }
 
-        var options = new PassthroughOptions
+        if (request.Host is not PassthroughOptions options)
         {
-            HostCpuCount = hostCpus < 0 ? null : hostCpus,
-            Pinning = pins,
-            InterceptThermal = request.InterceptThermal,
-            InterceptIcrRead = request.InterceptIcrRead,
-        };
+            return CliErrors.Usage(error, Name, request.HostProblem!);
+        }
+
         if (options.Validate(vcpuCount) is string invalid)
         {
             return CliErrors.Usage(error, Name, invalid);
@@ -147,24 +125,6 @@ public static class MsrBitmapCommand
         return CliExitCode.Success;
     }
 
-    private static bool TryParseCount(string? text, string option, int minimum, int maximum, int absent, out int value, out string? problem)
-    {
-        problem = null;
-        value = absent;
-        if (text is null)
-        {
-            return true;
-        }
-
-        if (!int.TryParse(text, NumberStyles.None, s_invariant, out value) || value < minimum || value > maximum)
-        {
-            problem = $"{option} must be a whole number from {minimum} to {maximum}, not '{text}'";
-            return false;
-        }
-
-        return true;
-    }
-
     private static bool TryParseTscOffset(string? text, out long value, out string? problem)
     {
         problem = null;
@@ -186,29 +146,6 @@ public static class MsrBitmapCommand
         }
 
         value = negative ? unchecked((long)(0 - magnitude)) : (long)magnitude;
-        return true;
-    }
-
-    private static bool TryParsePinning(string? text, out int[]? pins, out string? problem)
-    {
-        problem = null;
-        pins = null;
-        if (text is null)
-        {
-            return true;
-        }
-
-        string[] parts = text.Split(',');
-        pins = new int[parts.Length];
-        for (int i = 0; i < parts.Length; i++)
-        {
-            if (!int.TryParse(parts[i].Trim(), NumberStyles.None, s_invariant, out pins[i]))
-            {
-                problem = $"--pinning: '{parts[i].Trim()}' is not a pCPU number";
-                return false;
-            }
-        }
-
         return true;
     }
 }

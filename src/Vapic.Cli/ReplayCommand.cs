@@ -2,11 +2,14 @@ using System.CommandLine;
 using Spectre.Console;
 using Vapic.Trace.Replay;
 using Vapic.Virtualization;
+using Vapic.Virtualization.Passthrough;
 
 namespace Vapic.Cli;
 
 /// <summary>
-/// <c>vapic replay FILE... [--mode M|all] [--stats] [--quiet]</c>: runs trace files and exits
+/// <c>vapic replay FILE... [--mode M|all] [--stats] [--quiet] [--host-cpus N] [--pinning A,B,...]
+/// [--intercept-thermal] [--intercept-icr-read]</c>: runs trace files (the last four describe the
+/// host of the passthrough mode and need it among the modes) and exits
 /// 0 when every expectation held, 1 when one failed (or modes disagreed), 2 when a trace is
 /// malformed or names something the machine does not have (trace-format.md "Running").
 /// </summary>
@@ -34,15 +37,39 @@ public static class ReplayCommand
             stats,
             quiet,
         };
-        command.SetAction(parseResult => Run(
-            parseResult.GetValue(files) ?? [],
-            parseResult.GetValue(mode) ?? ReplayMode.Emulated,
-            parseResult.GetValue(stats),
-            parseResult.GetValue(quiet)));
+        var host = new PassthroughHostOptions();
+        host.AddTo(command);
+        command.SetAction(parseResult =>
+        {
+            PassthroughOptions? passthroughHost = null;
+            if (host.AnyGiven(parseResult))
+            {
+                string modeName = parseResult.GetValue(mode) ?? ReplayMode.Emulated;
+                if (modeName is not ("all" or "passthrough"))
+                {
+                    return CliErrors.Usage(Console.Error, "vapic replay",
+                        $"--host-cpus, --pinning and --intercept-* describe the host of mode 'passthrough', but the mode is '{modeName}'");
+                }
+
+                if (!host.TryRead(parseResult, out PassthroughOptions read, out string? problem))
+                {
+                    return CliErrors.Usage(Console.Error, "vapic replay", problem!);
+                }
+
+                passthroughHost = read;
+            }
+
+            return Run(
+                parseResult.GetValue(files) ?? [],
+                parseResult.GetValue(mode) ?? ReplayMode.Emulated,
+                parseResult.GetValue(stats),
+                parseResult.GetValue(quiet),
+                passthroughHost);
+        });
         return command;
     }
 
-    private static int Run(string[] files, string mode, bool stats, bool quiet)
+    private static int Run(string[] files, string mode, bool stats, bool quiet, PassthroughOptions? passthroughHost)
     {
         TextWriter output = Console.Out;
         TextWriter error = Console.Error;
@@ -71,7 +98,7 @@ public static class ReplayCommand
             return (int)ReplayOutcome.Malformed;
         }
 
-        var session = new ReplaySession(output, quiet);
+        var session = new ReplaySession(output, quiet, passthroughHost);
         var outcome = ReplayOutcome.Passed;
         var results = new List<FileReplayResult>(files.Length);
         int passed = 0;

@@ -1,5 +1,6 @@
 using Vapic.Trace.Syntax;
 using Vapic.Virtualization;
+using Vapic.Virtualization.Passthrough;
 
 namespace Vapic.Trace.Replay;
 
@@ -48,14 +49,22 @@ public sealed record ModeSkip(string Mode, SourceLocation Location, string Reaso
 /// </summary>
 public sealed class ReplaySession
 {
+    private const string PassthroughModeName = "passthrough";
+
     private readonly TextWriter _output;
     private readonly bool _quiet;
+    private readonly PassthroughOptions? _passthroughHost;
 
-    /// <summary>Creates a session writing observations and progress to <paramref name="output"/>.</summary>
-    public ReplaySession(TextWriter output, bool quiet)
+    /// <summary>
+    /// Creates a session writing observations and progress to <paramref name="output"/>. The
+    /// passthrough mode runs on <paramref name="passthroughHost"/> (host CPUs, pinning, extra
+    /// intercepts), or on <see cref="PassthroughOptions.Default"/> when null.
+    /// </summary>
+    public ReplaySession(TextWriter output, bool quiet, PassthroughOptions? passthroughHost = null)
     {
         _output = output;
         _quiet = quiet;
+        _passthroughHost = passthroughHost;
     }
 
     /// <summary>Replays the file at <paramref name="path"/> in <paramref name="modes"/>.</summary>
@@ -83,6 +92,14 @@ public sealed class ReplaySession
         var messages = new List<string>();
         var skipped = new List<ModeSkip>();
         TraceReplayer.ObservationSink? sink = _quiet ? null : Print;
+        if (_passthroughHost is not null && modes.Contains(PassthroughModeName) &&
+            _passthroughHost.Validate(document.Machine.VcpuCount) is string badHost)
+        {
+            // The host must fit this trace's machine (one pCPU per vCPU, pinning of the right length).
+            return new FileReplayResult(document.FileName, ReplayOutcome.Malformed, [],
+                [$"{document.Machine.Location}: error: passthrough host: {badHost}"]);
+        }
+
         for (int m = 0; m < modes.Count; m++)
         {
             if (!ReplayMode.IsAvailable(modes[m]))
@@ -91,7 +108,9 @@ public sealed class ReplaySession
             }
 
             // Observations are printed once, from the first mode; the others must see the same.
-            VirtualizationMode mode = ModeRegistry.Create(modes[m]);
+            VirtualizationMode mode = modes[m] == PassthroughModeName && _passthroughHost is not null
+                ? new PassthroughMode(_passthroughHost)
+                : ModeRegistry.Create(modes[m]);
             ModeRun run = TraceReplayer.Run(document, mode, m == 0 ? sink : null, stopWhenInapplicable: true, out int inapplicableAt);
             runs.Add(run);
             if (mode.InapplicableReason is string reason)
