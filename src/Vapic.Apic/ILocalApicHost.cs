@@ -85,9 +85,16 @@ public readonly record struct LocalApicOptions
     /// <summary>Nanoseconds per APIC bus cycle, before the divider (1 = 1 GHz, as KVM's default).</summary>
     public int BusCycleNs { get; init; }
 
+    /// <summary>
+    /// The guest TSC frequency in Hz, 1 to <see cref="LocalApic.MaxTscFrequencyHz"/>: guest TSC =
+    /// ⌊virtual ns × frequency / 10^9⌋ + TSC offset, modulo 2^64. Default 10^9 (one tick per ns).
+    /// </summary>
+    public long TscFrequencyHz { get; init; }
+
     public LocalApicOptions()
     {
         MaxPhysicalAddressBits = 46;
         BusCycleNs = 1;
+        TscFrequencyHz = LocalApic.NanosecondsPerSecond;
     }
 }

@@ -52,7 +52,7 @@ public sealed partial class LocalApic
             InitialCount = r.InitialCount,
             DivideConfiguration = r.DivideConfiguration,
             TscDeadline = r.TscDeadline,
-            Tsc = unchecked((ulong)(now + _tscOffset)),
+            Tsc = GuestTsc(now),
             TimerCounting = r.TimerCounting,
 
             // The origin of a stopped count is never read again, so it is not state.
@@ -302,7 +302,7 @@ public sealed partial class LocalApic
         return SavedStateResult.Success;
     }
 
-    private static SavedStateResult ValidateTimer(LocalApicState s, long now)
+    private SavedStateResult ValidateTimer(LocalApicState s, long now)
     {
         TimerMode mode = TimerModeOf(s.LvtTimer);
         if (!s.TimerCounting && s.TimerElapsedNs != 0)
@@ -370,26 +370,33 @@ public sealed partial class LocalApic
                 else if (s.TscDeadline > s.Tsc)
                 {
                     // The expiry is where the TSC reaches the deadline, or none when that instant lies
-                    // beyond the end of virtual time (as an IA32_TSC_DEADLINE write computes it).
+                    // beyond the end of virtual time (as an IA32_TSC_DEADLINE write computes it). The
+                    // TSC needs `distance` more ticks; at any rate but 1 GHz the save instant may have
+                    // fallen part-way into a tick, so the recorded wait lies between the wait from the
+                    // very end of a tick and the wait from its start (one value at 1 GHz).
                     ulong distance = s.TscDeadline - s.Tsc;
-                    bool representable = distance < unchecked((ulong)(long.MaxValue - now));
+                    bool representable = TimeAfterTscTicks(now, distance) != long.MaxValue;
                     if (s.TimerExpiresInNs is long expiresIn)
                     {
-                        if (expiresIn < 0 || (ulong)expiresIn != distance)
+                        long frequency = Options.TscFrequencyHz;
+                        Int128 shortest = CeilingDivide((((Int128)distance - 1) * NanosecondsPerSecond) + 1, frequency);
+                        Int128 longest = CeilingDivide((Int128)distance * NanosecondsPerSecond, frequency);
+                        if (expiresIn < shortest || expiresIn > longest)
                         {
+                            string expected = shortest == longest ? $"in {longest} ns" : $"in {shortest} to {longest} ns";
                             return Fail(SavedStateError.Inconsistent, nameof(s.TimerExpiresInNs),
-                                $"expiry in {expiresIn} ns, but the TSC reaches IA32_TSC_DEADLINE in {distance} ns");
+                                $"expiry in {expiresIn} ns, but at {frequency} Hz the TSC reaches IA32_TSC_DEADLINE {distance} ticks ahead {expected}");
                         }
 
                         if (!representable)
                         {
-                            return Fail(SavedStateError.TimeOutOfRange, nameof(s.TimerExpiresInNs), $"the TSC deadline cannot be placed {distance} ns after {now}");
+                            return Fail(SavedStateError.TimeOutOfRange, nameof(s.TimerExpiresInNs), $"the TSC deadline cannot be placed {expiresIn} ns after {now}");
                         }
                     }
                     else if (representable)
                     {
                         return Fail(SavedStateError.Inconsistent, nameof(s.TimerExpiresInNs),
-                            $"IA32_TSC_DEADLINE is armed {distance} ns ahead but no expiry is recorded");
+                            $"IA32_TSC_DEADLINE is armed {distance} ticks ahead but no expiry is recorded");
                     }
                 }
                 else if (s.TimerExpiresInNs is null or > 0)
@@ -467,7 +474,7 @@ public sealed partial class LocalApic
 
         _regs = r;
         _mode = s.Mode;
-        _tscOffset = unchecked((long)(s.Tsc - (ulong)now));
+        _tscOffset = unchecked((long)(s.Tsc - TscTicksAt(now)));
         UpdateProcessorPriority();
 
         if (TimerModeOf(s.LvtTimer) == TimerMode.TscDeadline && s.TscDeadline > s.Tsc)

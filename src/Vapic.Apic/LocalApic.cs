@@ -25,6 +25,15 @@ public sealed partial class LocalApic
     /// <summary>The architectural default APIC base address.</summary>
     public const ulong DefaultBase = 0xFEE0_0000;
 
+    /// <summary>Virtual time is in nanoseconds: 10^9 per second, the default TSC frequency in Hz.</summary>
+    public const long NanosecondsPerSecond = 1_000_000_000;
+
+    /// <summary>
+    /// The highest <see cref="LocalApicOptions.TscFrequencyHz"/> accepted, 1 THz: it keeps every
+    /// TSC-to-time conversion exact in 128-bit arithmetic over the whole signed 64-bit time range.
+    /// </summary>
+    public const long MaxTscFrequencyHz = 1_000_000_000_000;
+
     private readonly ILocalApicHost _host;
     private readonly LocalApicCounters _counters = new();
 
@@ -45,9 +54,9 @@ public sealed partial class LocalApic
     /// <summary>Creates a local APIC in its power-on RESET state.</summary>
     /// <param name="host">The platform services (time, IPI routing, EOI broadcast, notifications).</param>
     /// <param name="options">
-    /// Static configuration. A zero <see cref="LocalApicOptions.MaxPhysicalAddressBits"/> or
-    /// <see cref="LocalApicOptions.BusCycleNs"/> (as in <c>default(LocalApicOptions)</c>) selects the
-    /// defaults 46 and 1.
+    /// Static configuration. A zero <see cref="LocalApicOptions.MaxPhysicalAddressBits"/>,
+    /// <see cref="LocalApicOptions.BusCycleNs"/> or <see cref="LocalApicOptions.TscFrequencyHz"/> (as in
+    /// <c>default(LocalApicOptions)</c>) selects the defaults 46, 1 and 10^9.
     /// </param>
     public LocalApic(ILocalApicHost host, LocalApicOptions options)
     {
@@ -62,9 +71,16 @@ public sealed partial class LocalApic
             options = options with { BusCycleNs = 1 };
         }
 
+        if (options.TscFrequencyHz == 0)
+        {
+            options = options with { TscFrequencyHz = NanosecondsPerSecond };
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxPhysicalAddressBits, 32, nameof(options));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.MaxPhysicalAddressBits, 52, nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(options.BusCycleNs, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(options.TscFrequencyHz, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.TscFrequencyHz, MaxTscFrequencyHz, nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(options.VcpuIndex, nameof(options));
         if (options.InitialId == InterruptMessage.X2ApicBroadcast)
         {
@@ -166,8 +182,9 @@ public sealed partial class LocalApic
     public LocalApicCounters Counters => _counters;
 
     /// <summary>
-    /// Guest TSC = <see cref="ILocalApicHost.Now"/> + TscOffset (the TSC runs at 1 GHz). Changing it
-    /// moves an armed TSC deadline in virtual time.
+    /// The TSC offset (VMCS TSC offset / VMCB TSC_OFFSET): guest TSC = ⌊<see cref="ILocalApicHost.Now"/>
+    /// × <see cref="LocalApicOptions.TscFrequencyHz"/> / 10^9⌋ + TscOffset, modulo 2^64 (see
+    /// <see cref="GuestTsc"/>). Changing it moves an armed TSC deadline in virtual time.
     /// </summary>
     public long TscOffset
     {

@@ -44,15 +44,15 @@ public static class RunCommand
             }
 
             MachineConfiguration configuration = loaded.Configuration!;
-            ComparisonResult result = configuration.Run();
+            ComparisonResult result = configuration.Run(out IReadOnlyList<DeviceSourceRun> devices);
             if (parseResult.GetValue(json))
             {
-                output.Write(Serialize(configuration, result));
+                output.Write(Serialize(configuration, result, devices));
                 output.Write('\n');
             }
             else
             {
-                Render(configuration, result, output);
+                Render(configuration, result, devices, output);
             }
 
             foreach (string failure in result.Failures)
@@ -67,13 +67,17 @@ public static class RunCommand
 
     /// <summary>
     /// The result as one JSON object: <c>{"config", "mode", "workload", "vcpus", "x2apic",
-    /// "rounds", "duration_ns", "exits": {reason: n}, "exits_total", "interrupts_delivered",
-    /// "expected_interrupts", "cycles", "cycles_per_interrupt", "problems": [...]}</c>.
+    /// "halt_idle", "rounds", "duration_ns", "exits": {reason: n}, "exits_total",
+    /// "interrupts_delivered", "expected_interrupts", "cycles", "cycles_per_interrupt", "devices":
+    /// [{"name", "kind", "delivery", "vector", "target", "firings", "interrupts_taken"}],
+    /// "problems": [...]}</c>. A device's <c>vector</c> is null for NMI delivery; <c>devices</c> is
+    /// empty when the machine has none.
     /// </summary>
-    public static string Serialize(MachineConfiguration configuration, ComparisonResult result)
+    public static string Serialize(MachineConfiguration configuration, ComparisonResult result, IReadOnlyList<DeviceSourceRun>? devices = null)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         ArgumentNullException.ThrowIfNull(result);
+        devices ??= [];
         ModeComparison mode = result.Modes[0];
         using var stream = new MemoryStream();
         using (var writer = new Utf8JsonWriter(stream))
@@ -115,6 +119,30 @@ public static class RunCommand
                 writer.WriteNull("cycles_per_interrupt");
             }
 
+            writer.WriteStartArray("devices");
+            foreach (DeviceSourceRun device in devices)
+            {
+                DeviceSource source = device.Source;
+                writer.WriteStartObject();
+                writer.WriteString("name", source.Name);
+                writer.WriteString("kind", source.KindName);
+                writer.WriteString("delivery", source.DeliveryName);
+                if (source.IsNmi)
+                {
+                    writer.WriteNull("vector");
+                }
+                else
+                {
+                    writer.WriteNumber("vector", source.Vector);
+                }
+
+                writer.WriteNumber("target", source.Target);
+                writer.WriteNumber("firings", device.Firings);
+                writer.WriteNumber("interrupts_taken", device.InterruptsTaken);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
             writer.WriteStartArray("problems");
             foreach (string problem in result.Failures)
             {
@@ -128,7 +156,7 @@ public static class RunCommand
         return Encoding.UTF8.GetString(stream.ToArray());
     }
 
-    private static void Render(MachineConfiguration configuration, ComparisonResult result, TextWriter output)
+    private static void Render(MachineConfiguration configuration, ComparisonResult result, IReadOnlyList<DeviceSourceRun> devices, TextWriter output)
     {
         CompareWorkloadOptions o = configuration.Workload;
         ModeComparison mode = result.Modes[0];
@@ -154,6 +182,33 @@ public static class RunCommand
         AddRow(table, "estimated cycles", Number(mode.Cycles));
         AddRow(table, "cycles per interrupt", mode.CyclesPerInterrupt is double c ? c.ToString("F1", s_invariant) : "-");
         Write(output, table);
+        if (devices.Count == 0)
+        {
+            return;
+        }
+
+        var deviceTable = new Table { Border = TableBorder.Simple };
+        deviceTable.AddColumn(new TableColumn(new Text("device")) { NoWrap = true });
+        deviceTable.AddColumn(new TableColumn(new Text("kind")) { NoWrap = true });
+        deviceTable.AddColumn(new TableColumn(new Text("delivery")) { NoWrap = true });
+        deviceTable.AddColumn(new TableColumn(new Text("vector")) { NoWrap = true });
+        deviceTable.AddColumn(new TableColumn(new Text("target")) { Alignment = Justify.Right, NoWrap = true });
+        deviceTable.AddColumn(new TableColumn(new Text("firings")) { Alignment = Justify.Right, NoWrap = true });
+        deviceTable.AddColumn(new TableColumn(new Text("taken")) { Alignment = Justify.Right, NoWrap = true });
+        foreach (DeviceSourceRun device in devices)
+        {
+            DeviceSource source = device.Source;
+            deviceTable.AddRow(
+                new Text(source.Name),
+                new Text(source.KindName),
+                new Text(source.DeliveryName),
+                new Text(source.IsNmi ? "-" : $"0x{source.Vector:x2}"),
+                new Text(Number(source.Target)),
+                new Text(Number(device.Firings)),
+                new Text(Number(device.InterruptsTaken)));
+        }
+
+        Write(output, deviceTable);
     }
 
     private static void AddRow(Table table, string name, string value) => table.AddRow(new Text(name), new Text(value));

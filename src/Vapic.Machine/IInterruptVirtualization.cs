@@ -1,4 +1,5 @@
 using Vapic.Apic;
+using Vapic.Apic.SavedState;
 
 namespace Vapic.Machine;
 
@@ -80,4 +81,32 @@ public interface IInterruptVirtualization
 
     /// <summary>The host scheduler moved <paramref name="vcpu"/> from <paramref name="previous"/> to its current host state.</summary>
     void OnHostStateChanged(Vcpu vcpu, VcpuHostState previous);
+
+    /// <summary>
+    /// The machine is about to be saved: move everything the mode holds for any vCPU into the
+    /// architectural state (a held posted interrupt into IRR, with TMR for a level-triggered one,
+    /// exactly as <see cref="OnGuestEntry"/> would accept it), so that the saved LAPICs are the
+    /// whole interrupt state. What the guest can observe must not change. Returns success, or an
+    /// <see cref="SavedStateError.Unsupported"/> failure naming the mode when the host cannot read
+    /// the guest's interrupt state at all; a refusal changes nothing.
+    /// </summary>
+    /// <remarks>As KVM's <c>KVM_GET_LAPIC</c>, which syncs the PIR into IRR first (<c>kvm_apic_get_state</c>).</remarks>
+    SavedStateResult PrepareForSave();
+
+    /// <summary>
+    /// Whether a saved state may be restored into this machine under the mode: success, or an
+    /// <see cref="SavedStateError.Unsupported"/> failure when the host cannot write the guest's
+    /// interrupt state. Checked before anything changes; changes nothing.
+    /// </summary>
+    SavedStateResult CheckRestore();
+
+    /// <summary>
+    /// A saved state was restored (every LAPIC, run and host state, the IOAPIC and the clock are
+    /// already in place): drop whatever the mode held for the replaced state and rebuild every
+    /// structure it derives from the architectural state (ID tables, inhibits, EOI-exit bitmaps,
+    /// TPR threshold, posted-interrupt descriptors, IsRunning from the host states), as a mode
+    /// attached to a machine in that state would have them.
+    /// </summary>
+    /// <remarks>As KVM's <c>KVM_SET_LAPIC</c> (<c>kvm_apic_set_state</c>): PI descriptors cleared, APIC maps and inhibits recalculated, apicv state re-derived.</remarks>
+    void OnStateRestored();
 }

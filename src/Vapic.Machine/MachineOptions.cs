@@ -50,6 +50,12 @@ public sealed record MachineOptions
     public const long MaxTscFrequencyHz = 100_000_000_000;
 
     /// <summary>
+    /// The lowest APIC timer frequency accepted: 1 kHz. Below it a 32-bit count at divide-by-128
+    /// spans more virtual time than the timer's integer re-basing on DCR writes keeps exact.
+    /// </summary>
+    public const long MinApicTimerFrequencyHz = 1_000;
+
+    /// <summary>
     /// The guest TSC frequency in Hz (what CPUID leaf 0x15 / the TSC scaling ratio presents): guest
     /// TSC = floor(virtual ns × frequency / 10^9) + offset, modulo 2^64. 1 GHz (the default) makes one
     /// TSC tick per virtual nanosecond. IA32_TSC_DEADLINE deadlines are converted at this rate.
@@ -99,9 +105,9 @@ public sealed record MachineOptions
             return $"TSC frequency must be between {MinTscFrequencyHz} and {MaxTscFrequencyHz} Hz, not {TscFrequencyHz}";
         }
 
-        if (ApicTimerFrequencyHz is < 1 or > DefaultFrequencyHz || DefaultFrequencyHz % ApicTimerFrequencyHz != 0)
+        if (ApicTimerFrequencyHz is < MinApicTimerFrequencyHz or > DefaultFrequencyHz || DefaultFrequencyHz % ApicTimerFrequencyHz != 0)
         {
-            return $"APIC timer frequency must divide 1 GHz (one bus cycle is a whole number of ns), not {ApicTimerFrequencyHz} Hz";
+            return $"APIC timer frequency must be between {MinApicTimerFrequencyHz} Hz and 1 GHz and divide 1 GHz (one bus cycle is a whole number of ns), not {ApicTimerFrequencyHz} Hz";
         }
 
         if (ApicIds is not null)

@@ -62,7 +62,8 @@ public sealed partial class Vcpu
         EntryPoint = state.EntryPoint;
         CodeSegment = state.CodeSegment;
 
-        // Set directly: a restore is not a host scheduling event, and no virtualization mode is attached.
+        // Set directly: a restore is not a host scheduling event; an attached mode rebuilds its
+        // structures from the restored host states afterwards (IInterruptVirtualization.OnStateRestored).
         HostState = state.HostState;
     }
 }

@@ -29,7 +29,8 @@ public sealed partial class Vcpu
         Apic = apic;
         RunState = apic.IsBootstrapProcessor ? VcpuRunState.Running : VcpuRunState.WaitForSipi;
 
-        // The hypervisor's TSC offset for this vCPU (VMCS TSC offset): guest TSC = Now + offset.
+        // The hypervisor's TSC offset for this vCPU (VMCS TSC offset): guest TSC =
+        // floor(Now × TSC frequency / 10^9) + offset (LocalApic.GuestTsc).
         apic.TscOffset = machine.Options.TscOffset;
     }
 
@@ -300,7 +301,7 @@ public sealed partial class Vcpu
         switch (msr)
         {
             case MsrTsc:
-                value = (ulong)(_machine.Now + Apic.TscOffset);
+                value = Apic.GuestTsc(_machine.Now);
                 return ApicAccessResult.Ok;
             case MsrArchCapabilities:
                 if (_machine.Options.CpuVendor != CpuVendor.Intel)
@@ -341,7 +342,7 @@ public sealed partial class Vcpu
         {
             case MsrTsc:
                 // Writing the TSC sets this CPU's offset; the TSC-deadline timer follows it.
-                Apic.TscOffset = (long)value - _machine.Now;
+                Apic.SetGuestTsc(value);
                 return ApicAccessResult.Ok;
             case MsrArchCapabilities:
             case MsrXApicDisableStatus:

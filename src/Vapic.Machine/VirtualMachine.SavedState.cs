@@ -6,22 +6,45 @@ using Vapic.Machine.SavedState;
 namespace Vapic.Machine;
 
 // Saved state of the whole machine (docs/saved-state.md): the clock, every vCPU with its LAPIC, the
-// IOAPIC. Restore checks every part against this machine before it changes any.
+// IOAPIC. Restore checks every part against this machine before it changes any. A virtualization
+// mode adds nothing to the format (docs/modes.md): it moves what it holds into the LAPICs before a
+// save and re-derives its hardware structures after a restore, so a state saved under one mode
+// restores under any other.
 public sealed partial class VirtualMachine
 {
     /// <summary>
-    /// Captures the machine at the current virtual time. Nothing changes. Counters are statistics
-    /// and are not saved.
+    /// Captures the machine at the current virtual time (see <see cref="TrySave"/>). Counters are
+    /// statistics and are not saved.
     /// </summary>
-    /// <exception cref="NotSupportedException">
-    /// A virtualization mode is attached: it may hold interrupts (a posted-interrupt descriptor, say)
-    /// that the architectural state does not show, so a save would lose them.
+    /// <exception cref="InvalidOperationException">
+    /// The virtualization mode refused (its host cannot read the guest's interrupt state, as under
+    /// Secure AVIC); the message is the typed result's.
     /// </exception>
     public MachineState Save()
     {
-        if (Virtualization is not null)
+        SavedStateResult result = TrySave(out MachineState? state);
+        if (!result.IsSuccess)
         {
-            throw new NotSupportedException("A machine under a virtualization mode cannot be saved: the mode may hold interrupts outside the LAPICs.");
+            throw new InvalidOperationException($"The machine cannot be saved: {result}");
+        }
+
+        return state!;
+    }
+
+    /// <summary>
+    /// Captures the machine at the current virtual time. Under a virtualization mode the mode first
+    /// moves what it holds outside the LAPICs (posted interrupts, say) into them, invisibly to the
+    /// guest, so that the state is machine-architectural and restores under any mode. Returns
+    /// success with the state, or the mode's typed refusal with a null state; a refusal changes
+    /// nothing. Nothing guest-visible changes either way.
+    /// </summary>
+    public SavedStateResult TrySave(out MachineState? state)
+    {
+        SavedStateResult result = Virtualization?.PrepareForSave() ?? SavedStateResult.Success;
+        if (!result.IsSuccess)
+        {
+            state = null;
+            return result;
         }
 
         var vcpus = ImmutableArray.CreateBuilder<VcpuState>(_vcpus.Length);
@@ -30,13 +53,14 @@ public sealed partial class VirtualMachine
             vcpus.Add(vcpu.Save());
         }
 
-        return new MachineState
+        state = new MachineState
         {
             Configuration = MachineConfigurationState.From(Options),
             VirtualTime = _now,
             Vcpus = vcpus.MoveToImmutable(),
             IoApic = IoApic.Save(),
         };
+        return result;
     }
 
     /// <summary>
@@ -44,7 +68,8 @@ public sealed partial class VirtualMachine
     /// virtual time, every vCPU and LAPIC and the IOAPIC take their saved state, the timer queue
     /// and the routing tables are rebuilt. All or nothing: the configuration must be this
     /// machine's, APIC IDs unique, and every part valid (see <see cref="ValidateState"/>), or
-    /// nothing changes. Counters are kept.
+    /// nothing changes. Counters are kept. Under a virtualization mode the mode must accept a
+    /// restore, and it rebuilds its hardware structures from the restored state last.
     /// </summary>
     public SavedStateResult Restore(MachineState state)
     {
@@ -67,14 +92,17 @@ public sealed partial class VirtualMachine
         EnsureRestored(IoApic.Restore(state.IoApic));
         _timers.Set(_ioApicTimerSource, IoApic.RetriggerDeadline);
         _router.Invalidate();
+
+        // Last, when every architectural part is in place: the mode re-derives its structures from them.
+        Virtualization?.OnStateRestored();
         return result;
     }
 
     /// <summary>
-    /// Checks <paramref name="state"/> as <see cref="Restore"/> would, changing nothing: format
-    /// version, configuration equal to <see cref="Options"/>, unique APIC IDs, a non-negative
-    /// virtual time, one valid vCPU state per vCPU (each LAPIC checked at the saved time) and a
-    /// valid IOAPIC state.
+    /// Checks <paramref name="state"/> as <see cref="Restore"/> would, changing nothing: that the
+    /// virtualization mode, if any, accepts a restore, the format version, configuration equal to
+    /// <see cref="Options"/>, unique APIC IDs, a non-negative virtual time, one valid vCPU state per
+    /// vCPU (each LAPIC checked at the saved time) and a valid IOAPIC state.
     /// </summary>
     public SavedStateResult ValidateState(MachineState state)
     {
@@ -83,9 +111,10 @@ public sealed partial class VirtualMachine
             return SavedStateResult.Fail(SavedStateError.Missing, "", "no machine state");
         }
 
-        if (Virtualization is not null)
+        SavedStateResult result = Virtualization?.CheckRestore() ?? SavedStateResult.Success;
+        if (!result.IsSuccess)
         {
-            return SavedStateResult.Fail(SavedStateError.Unsupported, "", "a machine under a virtualization mode cannot be restored");
+            return result;
         }
 
         if (state.FormatVersion >> 8 != SavedStateSerializer.FormatVersion >> 8 || (state.FormatVersion & 0xFF) > (SavedStateSerializer.FormatVersion & 0xFF))
@@ -95,7 +124,7 @@ public sealed partial class VirtualMachine
                 $"{SavedStateSerializer.FormatVersion >> 8}.{SavedStateSerializer.FormatVersion & 0xFF}");
         }
 
-        SavedStateResult result = ValidateConfiguration(state.Configuration);
+        result = ValidateConfiguration(state.Configuration);
         if (!result.IsSuccess)
         {
             return result.WithFieldPrefix(nameof(state.Configuration));

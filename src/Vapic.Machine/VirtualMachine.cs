@@ -42,6 +42,8 @@ public sealed partial class VirtualMachine : ILocalApicHost, IIoApicHost
                 // EOI register (lapic-reference §0).
                 EoiBroadcastSuppression = options.IoApicVersion == 0x20,
                 MaxPhysicalAddressBits = options.MaxPhysicalAddressBits,
+                BusCycleNs = options.ApicBusCycleNs,
+                TscFrequencyHz = options.TscFrequencyHz,
             };
             _vcpus[i] = new Vcpu(this, i, new LocalApic(this, apicOptions));
         }

@@ -1,4 +1,5 @@
 using Vapic.Apic;
+using Vapic.Apic.SavedState;
 using Vapic.Machine;
 
 namespace Vapic.Virtualization;
@@ -14,6 +15,7 @@ public abstract class VirtualizationMode : IInterruptVirtualization
     private VirtualMachine? _machine;
     private bool[] _kickPending = [];
     private int _currentVcpu = -1;
+    private bool _restoring;
 
     /// <summary>Creates a mode with <paramref name="costModel"/> honoring <paramref name="inhibitMask"/>.</summary>
     protected VirtualizationMode(CostModel costModel, ApicvInhibitMask inhibitMask)
@@ -274,6 +276,40 @@ public abstract class VirtualizationMode : IInterruptVirtualization
     {
     }
 
+    /// <summary>
+    /// Before a save: the base class holds no interrupt (plain emulation keeps everything in the
+    /// LAPICs), so there is nothing to move and the save may go ahead. A mode that holds interrupts
+    /// elsewhere moves them into the LAPICs here; one whose host cannot read the guest's interrupt
+    /// state refuses.
+    /// </summary>
+    public virtual SavedStateResult PrepareForSave() => SavedStateResult.Success;
+
+    /// <summary>Whether a saved state may be restored under this mode: yes, unless a mode's host cannot write the guest's interrupt state.</summary>
+    public virtual SavedStateResult CheckRestore() => SavedStateResult.Success;
+
+    /// <summary>
+    /// After a restore: no vCPU is in guest mode or kicked, no guest access is in progress, and the
+    /// identity inhibits are re-derived from the restored LAPICs, sticky ones included (a restored
+    /// machine is judged by the IDs and bases it has, as a machine attached in that state would be;
+    /// KVM's <c>kvm_apic_set_state</c> recalculates the APIC map). Inhibits callers set
+    /// (<see cref="SetInhibit"/>) describe this host and are kept. Modes override it to rebuild
+    /// their own structures and call the base first or last as their order requires.
+    /// </summary>
+    public virtual void OnStateRestored()
+    {
+        _restoring = true;
+        Array.Clear(_kickPending);
+        _currentVcpu = -1;
+        RecomputeIdentityInhibits();
+        _restoring = false;
+    }
+
+    /// <summary>
+    /// True while <see cref="OnStateRestored"/> re-derives the inhibits: userspace restores stopped
+    /// vCPUs, so an activation change then kicks nobody and sticky reasons may clear.
+    /// </summary>
+    protected bool IsRestoring => _restoring;
+
     private static bool AffectsIdentity(Vcpu vcpu, in GuestAccess access) => access.Kind switch
     {
         GuestAccessKind.MsrWrite => access.Address == 0x1B,
@@ -315,14 +351,16 @@ public abstract class VirtualizationMode : IInterruptVirtualization
             }
         }
 
-        if (idModified)
+        // Sticky while the guest runs (once set, later writes never clear them); a restore re-derives
+        // them from the restored IDs and bases.
+        if (idModified || _restoring)
         {
-            Inhibits.Update(ApicvInhibit.ApicIdModified, true);
+            Inhibits.Update(ApicvInhibit.ApicIdModified, idModified);
         }
 
-        if (baseModified)
+        if (baseModified || _restoring)
         {
-            Inhibits.Update(ApicvInhibit.ApicBaseModified, true);
+            Inhibits.Update(ApicvInhibit.ApicBaseModified, baseModified);
         }
 
         Inhibits.Update(ApicvInhibit.PhysicalIdAliased, aliased);
@@ -332,7 +370,9 @@ public abstract class VirtualizationMode : IInterruptVirtualization
 /// <summary>
 /// Plain emulation: every access to the LAPIC (MMIO page or x2APIC MSRs, CR8) exits to the
 /// hypervisor, interrupts are injected at VM entry, and a running target is kicked out of the
-/// guest so that the injection can happen.
+/// guest so that the injection can happen. It holds nothing outside the LAPICs and derives
+/// nothing from them, so a save takes them as they are and a restore only resets the base class's
+/// kick bookkeeping and inhibits (none of which it honors).
 /// </summary>
 public sealed class EmulatedMode : VirtualizationMode
 {

@@ -97,7 +97,10 @@ public sealed record LocalApicState
 
     /// <summary>
     /// The guest TSC at the save instant. A restore sets the TSC offset so that the TSC continues
-    /// from this value, which keeps <see cref="TscDeadline"/> at the same distance in virtual time.
+    /// from this value, which keeps <see cref="TscDeadline"/> the same number of TSC ticks ahead. At
+    /// 1 GHz, or restored at the saved virtual time (as a machine restore is), it also expires at the
+    /// same distance in virtual time; otherwise the part of a tick already elapsed at the save may
+    /// move it by less than one tick.
     /// </summary>
     public ulong Tsc { get; init; }
 

@@ -18,11 +18,11 @@ namespace Vapic.Machine.SavedState;
 /// </remarks>
 public static class SavedStateSerializer
 {
-    /// <summary>The container format version written: 1.0.</summary>
-    public const ushort FormatVersion = 0x0100;
+    /// <summary>The container format version written: 1.1 (1.0 files, without the frequencies, are still read).</summary>
+    public const ushort FormatVersion = 0x0101;
 
-    /// <summary>The machine section's version: 1.0.</summary>
-    public const ushort MachineSectionVersion = 0x0100;
+    /// <summary>The machine section's version: 1.1, which appends the TSC and APIC timer frequencies to 1.0.</summary>
+    public const ushort MachineSectionVersion = 0x0101;
 
     /// <summary>The vCPU section's version: 1.0.</summary>
     public const ushort VcpuSectionVersion = 0x0100;
@@ -44,6 +44,12 @@ public static class SavedStateSerializer
 
     /// <summary>The machine payload without its APIC ID list.</summary>
     public const int MachinePayloadFixedSize = 16;
+
+    /// <summary>
+    /// The machine payload's fields after the APIC ID list, added in section version 1.1: the TSC
+    /// frequency and the APIC timer frequency in Hz, u64 each.
+    /// </summary>
+    public const int MachineFrequenciesSize = 16;
 
     /// <summary>The vCPU payload.</summary>
     public const int VcpuPayloadSize = 16;
@@ -76,7 +82,8 @@ public static class SavedStateSerializer
     /// <summary>Encodes <paramref name="state"/>. The state is written as it is; only a restore judges it.</summary>
     /// <exception cref="ArgumentException">
     /// The state cannot be represented: a missing part, a vCPU count outside 1..4096 or different from
-    /// the APIC ID count, a pin count outside 1..255, a negative storm count, or MAXPHYADDR above 255.
+    /// the APIC ID count, a pin count outside 1..255, a negative storm count, MAXPHYADDR above 255, or
+    /// a frequency that is not positive (0 in the file means the 1 GHz default).
     /// </exception>
     public static byte[] Serialize(MachineState state)
     {
@@ -85,7 +92,7 @@ public static class SavedStateSerializer
         int vcpuCount = state.Vcpus.Length;
         int pinCount = state.IoApic.Pins.Length;
         int size = HeaderSize +
-            SectionHeaderSize + MachinePayloadFixedSize + (4 * vcpuCount) +
+            SectionHeaderSize + MachinePayloadFixedSize + (4 * vcpuCount) + MachineFrequenciesSize +
             (vcpuCount * (SectionHeaderSize + VcpuPayloadSize + SectionHeaderSize + LocalApicPayloadSize)) +
             SectionHeaderSize + IoApicPayloadFixedSize + (IoApicPinSize * pinCount) +
             SectionHeaderSize;
@@ -95,7 +102,8 @@ public static class SavedStateSerializer
         BinaryPrimitives.WriteUInt16LittleEndian(span[8..], FormatVersion);
         int offset = HeaderSize;
 
-        Span<byte> machine = Section(span, ref offset, SavedStateSectionType.Machine, MachineSectionVersion, MachinePayloadFixedSize + (4 * vcpuCount));
+        Span<byte> machine = Section(span, ref offset, SavedStateSectionType.Machine, MachineSectionVersion,
+            MachinePayloadFixedSize + (4 * vcpuCount) + MachineFrequenciesSize);
         WriteMachine(machine, state);
         for (int i = 0; i < vcpuCount; i++)
         {
@@ -184,7 +192,7 @@ public static class SavedStateSerializer
             ReadOnlySpan<byte> payload = data.Slice(payloadOffset, (int)length);
             SavedStateReadResult result = type switch
             {
-                SavedStateSectionType.Machine => parser.ReadMachine(payload, offset),
+                SavedStateSectionType.Machine => parser.ReadMachine(payload, version, offset),
                 SavedStateSectionType.Vcpu => parser.ReadVcpu(payload, offset),
                 SavedStateSectionType.LocalApic => parser.ReadLocalApic(payload, offset),
                 SavedStateSectionType.IoApic => parser.ReadIoApic(payload, offset),
@@ -235,6 +243,11 @@ public static class SavedStateSerializer
             throw new ArgumentException("MAXPHYADDR or the CPU vendor does not fit its byte.", nameof(state));
         }
 
+        if (state.Configuration.TscFrequencyHz <= 0 || state.Configuration.ApicTimerFrequencyHz <= 0)
+        {
+            throw new ArgumentException("A TSC or APIC timer frequency is not positive.", nameof(state));
+        }
+
         foreach (VcpuState vcpu in state.Vcpus)
         {
             if (vcpu?.Apic is null)
@@ -281,6 +294,10 @@ public static class SavedStateSerializer
         {
             BinaryPrimitives.WriteUInt32LittleEndian(p[(MachinePayloadFixedSize + (4 * i))..], c.ApicIds[i]);
         }
+
+        int frequencies = MachinePayloadFixedSize + (4 * c.ApicIds.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[frequencies..], (ulong)c.TscFrequencyHz);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[(frequencies + 8)..], (ulong)c.ApicTimerFrequencyHz);
     }
 
     private static void WriteVcpu(Span<byte> p, int index, VcpuState vcpu)
@@ -365,7 +382,7 @@ public static class SavedStateSerializer
 
         public bool HasMachine => _configuration is not null;
 
-        public SavedStateReadResult ReadMachine(ReadOnlySpan<byte> p, int section)
+        public SavedStateReadResult ReadMachine(ReadOnlySpan<byte> p, ushort version, int section)
         {
             int payload = section + SectionHeaderSize;
             if (_configuration is not null)
@@ -384,10 +401,30 @@ public static class SavedStateSerializer
                 return Error(SavedStateFormatError.InvalidValue, payload + 8, $"vCPU count {count} is outside 1..{MachineOptions.MaxVcpus}");
             }
 
-            if (p.Length != MachinePayloadFixedSize + (4 * (int)count))
+            // Version 1.0 ends after the APIC IDs; 1.1 appends the frequencies.
+            int frequencies = MachinePayloadFixedSize + (4 * (int)count);
+            bool hasFrequencies = (version & 0xFF) >= 1;
+            int expected = frequencies + (hasFrequencies ? MachineFrequenciesSize : 0);
+            if (p.Length != expected)
             {
                 return Error(SavedStateFormatError.LengthMismatch, section + 4,
-                    $"the machine section has {p.Length} bytes; {count} vCPUs need {MachinePayloadFixedSize + (4 * (int)count)}");
+                    $"the version {VersionText(version)} machine section has {p.Length} bytes; {count} vCPUs need {expected}");
+            }
+
+            long tscFrequency = MachineOptions.DefaultFrequencyHz;
+            long timerFrequency = MachineOptions.DefaultFrequencyHz;
+            if (hasFrequencies)
+            {
+                SavedStateReadResult result = ReadFrequency(p, frequencies, payload, "TSC", ref tscFrequency);
+                if (result.IsSuccess)
+                {
+                    result = ReadFrequency(p, frequencies + 8, payload, "APIC timer", ref timerFrequency);
+                }
+
+                if (!result.IsSuccess)
+                {
+                    return result;
+                }
             }
 
             byte flags = p[14];
@@ -416,6 +453,8 @@ public static class SavedStateSerializer
                 ForceX2Apic = (flags & MachineForceX2Apic) != 0,
                 ExtendedDestinationId = (flags & MachineExtendedDestinationId) != 0,
                 CpuVendor = (CpuVendor)p[15],
+                TscFrequencyHz = tscFrequency,
+                ApicTimerFrequencyHz = timerFrequency,
             };
             _vcpus = new VcpuState?[count];
             _apics = new LocalApicState?[count];
@@ -631,6 +670,23 @@ public static class SavedStateSerializer
         }
 
         private static readonly LocalApicState Placeholder = new();
+
+        /// <summary>A u64 frequency in Hz at <paramref name="at"/>: 0 means the 1 GHz default (as in 1.0); above 2^63 − 1 is invalid.</summary>
+        private static SavedStateReadResult ReadFrequency(ReadOnlySpan<byte> p, int at, int payload, string name, ref long frequency)
+        {
+            ulong raw = BinaryPrimitives.ReadUInt64LittleEndian(p[at..]);
+            if (raw > long.MaxValue)
+            {
+                return Error(SavedStateFormatError.InvalidValue, payload + at, $"the {name} frequency {raw} Hz does not fit a signed 64-bit number");
+            }
+
+            if (raw != 0)
+            {
+                frequency = (long)raw;
+            }
+
+            return default;
+        }
 
         private static SavedStateReadResult ReadIndex(ReadOnlySpan<byte> p, int section, int count, out int index)
         {

@@ -1,4 +1,5 @@
 using Vapic.Apic;
+using Vapic.Apic.SavedState;
 using Vapic.Machine;
 
 namespace Vapic.Virtualization.Apicv;
@@ -340,6 +341,57 @@ public sealed partial class ApicvMode : VirtualizationMode
         }
     }
 
+    /// <summary>
+    /// Before a save, as KVM's <c>KVM_GET_LAPIC</c> (<c>kvm_apic_get_state</c> syncs the PIR into
+    /// IRR first): every vector a descriptor holds (posted to a preempted vCPU) is accepted into its
+    /// LAPIC with its trigger mode, exactly as the merge at its next entry would, and ON is cleared.
+    /// The guest observes nothing: it cannot see IRR before that entry, which now finds the PIR
+    /// empty. A save is no guest event, so nothing is charged.
+    /// </summary>
+    public override SavedStateResult PrepareForSave()
+    {
+        VirtualMachine machine = Machine;
+        for (int i = 0; i < _vcpus.Length; i++)
+        {
+            ApicvVcpuState state = _vcpus[i];
+            if (!state.Descriptor.Pir.IsEmpty)
+            {
+                MergePir(machine.GetVcpu(i), state.Descriptor, costPerVector: null);
+                state.MarkReentry();
+            }
+        }
+
+        return base.PrepareForSave();
+    }
+
+    /// <summary>
+    /// After a restore, as KVM's <c>KVM_SET_LAPIC</c> (<c>kvm_apic_set_state</c>): the PIR and ON
+    /// of the replaced state are dropped (<c>vmx_apicv_pre_state_restore</c>; every pending request
+    /// of the restored state is in its IRR), the inhibits are re-derived (base class), each
+    /// descriptor's SN, NV and NDST are loaded for the restored host state, and the TPR threshold is
+    /// reprogrammed at the next entry. RVI/SVI and the EOI-exit bitmap are read from the restored
+    /// IRR, ISR and TMR; the PID-pointer table follows the initial APIC IDs, which the
+    /// configuration check keeps equal.
+    /// </summary>
+    public override void OnStateRestored()
+    {
+        foreach (ApicvVcpuState state in _vcpus)
+        {
+            state.Descriptor.Clear();
+        }
+
+        base.OnStateRestored();
+        _send = SendPath.Hypervisor;
+        _accessExited = false;
+        VirtualMachine machine = Machine;
+        for (int i = 0; i < _vcpus.Length; i++)
+        {
+            ApicvVcpuState state = _vcpus[i];
+            state.MarkReentry();
+            LoadDescriptor(machine.GetVcpu(i), state);
+        }
+    }
+
     /// <inheritdoc/>
     protected override void OnActivationChanged(bool active)
     {
@@ -361,8 +413,8 @@ public sealed partial class ApicvMode : VirtualizationMode
             }
 
             // KVM_REQ_APICV_UPDATE goes to every vCPU (kvm_make_all_cpus_request): one in guest
-            // mode is kicked out to reload its controls.
-            if (i != CurrentVcpu && vcpu.HostState == VcpuHostState.Running && TryMarkKick(vcpu))
+            // mode is kicked out to reload its controls. During a restore no vCPU is in guest mode.
+            if (!IsRestoring && i != CurrentVcpu && vcpu.HostState == VcpuHostState.Running && TryMarkKick(vcpu))
             {
                 Ledger.Exit(ExitReason.ExternalInterrupt);
             }

@@ -499,7 +499,11 @@ public sealed class AvicMode : VirtualizationMode
 
     /// <summary>
     /// Base identity inhibits, then the AVIC tables rebuilt from the guest's IDs, LDRs and DFRs,
-    /// and LOGICAL_ID_ALIASED as KVM <c>kvm_recalculate_logical_map</c> decides it.
+    /// and LOGICAL_ID_ALIASED as KVM <c>kvm_recalculate_logical_map</c> decides it. The base
+    /// class's <see cref="VirtualizationMode.OnStateRestored"/> calls it too, which is all a restore
+    /// needs here (KVM <c>avic_apicv_post_state_restore</c> re-derives the ID-table entries): both
+    /// tables and every IsRunning bit then follow the restored LAPICs and host states. A save needs
+    /// nothing either, as AVIC holds no interrupt outside the backing pages.
     /// </summary>
     protected override void RecomputeIdentityInhibits()
     {

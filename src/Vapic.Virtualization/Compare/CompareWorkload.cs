@@ -5,10 +5,20 @@ namespace Vapic.Virtualization.Compare;
 
 /// <summary>What one run of a <see cref="CompareWorkload"/> under one mode produced.</summary>
 /// <param name="Counts">The mode's ledger over the measured phase (boot and setup excluded).</param>
-/// <param name="InterruptsTaken">Fixed interrupts the guest took in the measured phase, as the guest counted them.</param>
+/// <param name="InterruptsTaken">Interrupts (fixed and NMI) the guest took in the measured phase, as the guest counted them.</param>
 /// <param name="Problems">Lost, stray or late interrupts, faulting accesses, ledger miscounts; empty when the run was clean.</param>
 /// <param name="Machine">The machine after the run.</param>
-public sealed record CompareWorkloadRun(LedgerCounts Counts, long InterruptsTaken, IReadOnlyList<string> Problems, VirtualMachine Machine);
+public sealed record CompareWorkloadRun(LedgerCounts Counts, long InterruptsTaken, IReadOnlyList<string> Problems, VirtualMachine Machine)
+{
+    /// <summary>What each device source of <see cref="CompareWorkloadOptions.Devices"/> did, in the same order.</summary>
+    public IReadOnlyList<DeviceSourceRun> Devices { get; init; } = [];
+}
+
+/// <summary>What one device source did in a run.</summary>
+/// <param name="Source">The source.</param>
+/// <param name="Firings">Times it fired in the measured phase; each firing sends one interrupt.</param>
+/// <param name="InterruptsTaken">Interrupts of its firings its target took in the firing's step.</param>
+public sealed record DeviceSourceRun(DeviceSource Source, long Firings, long InterruptsTaken);
 
 /// <summary>
 /// A deterministic guest program for comparing modes. It boots the machine, programs what the
@@ -22,9 +32,12 @@ public sealed record CompareWorkloadRun(LedgerCounts Counts, long InterruptsTake
 /// IPI (vector 0x08) through its ICR (SDM "MP Initialization Protocol"); each AP takes both, then
 /// switches to x2APIC and enables its LAPIC. For timer and mixed, every vCPU programs LVT Timer
 /// (periodic, vector 0xEC), DCR = divide by 1 and TMICT = <see cref="CompareWorkloadOptions.RoundPeriodNs"/>
-/// ticks (1 ns each), so every timer expires at each multiple of the round period. For mixed, the
-/// BSP programs IOAPIC pin <see cref="LevelGsi"/> (level, active high, vector 0x3A, physical
-/// destination the last vCPU). With <see cref="CompareWorkloadOptions.HaltIdle"/> every vCPU then halts.
+/// / the APIC bus cycle (<see cref="MachineOptions.ApicBusCycleNs"/>; 10,000 ticks at the default
+/// 1 GHz, 250 at 25 MHz), so every timer expires at each multiple of the round period. For mixed,
+/// the BSP programs IOAPIC pin <see cref="LevelGsi"/> (level, active high, vector 0x3A, physical
+/// destination the last vCPU). The BSP then programs the pin of every IOAPIC device source (its
+/// vector and delivery mode, physical destination its target's APIC ID, polarity bit 13, trigger
+/// bit 15, unmasked). With <see cref="CompareWorkloadOptions.HaltIdle"/> every vCPU then halts.
 /// </para>
 /// <para>
 /// Round k (k = 1..R) happens at k × the round period. It is a sequence of steps; in each step one
@@ -46,10 +59,25 @@ public sealed record CompareWorkloadRun(LedgerCounts Counts, long InterruptsTake
 /// <item>mixed: the device asserts IOAPIC pin <see cref="LevelGsi"/> (level, to the last vCPU).</item>
 /// </list>
 /// <para>
-/// Interrupts per round: ipi-storm n, broadcast n(n-1), timer n, device n, mixed 4n. No vector is
-/// ever pending twice, so nothing merges and the guest takes exactly what the schedule sends; the
-/// workload checks that every interrupt sent in a step is taken in that step by the right vCPU, and
-/// that the mode's ledger counted each taken interrupt once.
+/// Interrupts per round: ipi-storm n, broadcast n(n-1), timer n, device n, mixed 4n, idle 0.
+/// </para>
+/// <para>
+/// Device sources (<see cref="CompareWorkloadOptions.Devices"/>): every firing is a step of its own.
+/// A firing between round instants happens at its exact time (the clock advances to it, so no LAPIC
+/// timer is skipped or reordered); a firing at a round instant happens after that round's built-in
+/// steps; firings at the same instant happen in device order. An MSI source writes its MSI (edge,
+/// physical destination, delivery mode fixed, lowest priority or NMI); an edge IOAPIC source pulses
+/// its line (asserted, then deasserted); a level IOAPIC source asserts its line and its handler
+/// deasserts it before the EOI, as for <see cref="LevelGsi"/>. The line values are the asserted
+/// state whatever the pin's polarity (lapic-reference A23: the polarity bit is stored, and the
+/// value given to the IOAPIC already means asserted). A source fires at start, start + period, ...
+/// up to its count, within (0, duration]: <see cref="DeviceSource.FiringsWithin"/>.
+/// </para>
+/// <para>
+/// No vector is ever pending twice, so nothing merges and the guest takes exactly what the schedule
+/// sends; the workload checks that every interrupt sent in a step is taken in that step by the right
+/// vCPU (an NMI as an NMI event, which its handler ends without an EOI), and that the mode's ledger
+/// counted each taken interrupt once.
 /// </para>
 /// <para>
 /// A vCPU that acts (sends an IPI) while halted enters the guest through the mode's
@@ -85,10 +113,22 @@ public sealed class CompareWorkload
 
     private const int MaxProblems = 20;
 
+    // Outstanding interrupts are counted per vCPU and vector, with one more slot for NMIs.
+    private const int SlotsPerVcpu = 257;
+    private const int NmiSlot = 256;
+
     private readonly CompareWorkloadOptions _options;
     private readonly int _n;
     private readonly int[] _outstanding;
     private readonly int[] _late;
+    private readonly DeviceSource[] _devices;
+    private readonly string[] _deviceSteps;
+    private readonly long[] _deviceNext;
+    private readonly long[] _deviceLeft;
+    private readonly long[] _deviceFirings;
+    private readonly long[] _deviceTaken;
+    private readonly int[] _levelPinOfVector;
+    private int _stepDevice = -1;
     private readonly List<string> _problems = [];
     private VirtualMachine? _machine;
     private long _outstandingTotal;
@@ -110,8 +150,32 @@ public sealed class CompareWorkload
 
         _options = options;
         _n = options.VcpuCount;
-        _outstanding = new int[_n * 256];
-        _late = new int[_n * 256];
+        _outstanding = new int[_n * SlotsPerVcpu];
+        _late = new int[_n * SlotsPerVcpu];
+        _devices = [.. options.Devices];
+        _deviceSteps = new string[_devices.Length];
+        _deviceNext = new long[_devices.Length];
+        _deviceLeft = new long[_devices.Length];
+        _deviceFirings = new long[_devices.Length];
+        _deviceTaken = new long[_devices.Length];
+        _levelPinOfVector = new int[256];
+        Array.Fill(_levelPinOfVector, -1);
+        if (options.Workload == CompareWorkloadKind.Mixed)
+        {
+            _levelPinOfVector[LevelVector] = LevelGsi;
+        }
+
+        for (int d = 0; d < _devices.Length; d++)
+        {
+            DeviceSource device = _devices[d];
+            _deviceSteps[d] = $"device '{device.Name}'";
+            _deviceNext[d] = device.FirstFiringNs;
+            _deviceLeft[d] = device.Count ?? long.MaxValue;
+            if (device.Kind == DeviceSourceKind.IoApic && device.LevelTriggered && !device.IsNmi)
+            {
+                _levelPinOfVector[device.Vector] = device.Pin;
+            }
+        }
     }
 
     /// <summary>The options of this workload.</summary>
@@ -139,15 +203,25 @@ public sealed class CompareWorkload
             CompareWorkloadKind.Timer => n,
             CompareWorkloadKind.Device => n,
             CompareWorkloadKind.Mixed => n + n + (n - 1) + n + 1,
+            CompareWorkloadKind.Idle => 0,
             _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
         };
     }
 
-    /// <summary>Interrupts the whole measured phase of <paramref name="options"/> sends (and the guest must take).</summary>
+    /// <summary>
+    /// Interrupts the whole measured phase of <paramref name="options"/> sends (and the guest must
+    /// take): the built-in schedule's rounds plus one per device firing in (0, duration].
+    /// </summary>
     public static long ExpectedInterrupts(CompareWorkloadOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return InterruptsPerRound(options.Workload, options.VcpuCount) * options.RoundCount;
+        long expected = InterruptsPerRound(options.Workload, options.VcpuCount) * options.RoundCount;
+        foreach (DeviceSource device in options.Devices)
+        {
+            expected += device.FiringsWithin(options.EffectiveDurationNs);
+        }
+
+        return expected;
     }
 
     /// <summary>
@@ -173,9 +247,13 @@ public sealed class CompareWorkload
         int rounds = _options.RoundCount;
         for (int round = 1; round <= rounds; round++)
         {
+            long instant = round * CompareWorkloadOptions.RoundPeriodNs;
+            FireDevices(instant, atLimit: false);
             RunRound(round);
+            FireDevices(instant, atLimit: true);
         }
 
+        FireDevices(_options.EffectiveDurationNs, atLimit: true);
         machine.AdvanceTo(_options.EffectiveDurationNs);
         _measuring = false;
 
@@ -195,7 +273,13 @@ public sealed class CompareWorkload
             _problems.Add($"... and {_problemCount - MaxProblems} more problem(s)");
         }
 
-        return new CompareWorkloadRun(counts, _taken, _problems, machine);
+        var devices = new DeviceSourceRun[_devices.Length];
+        for (int d = 0; d < devices.Length; d++)
+        {
+            devices[d] = new DeviceSourceRun(_devices[d], _deviceFirings[d], _deviceTaken[d]);
+        }
+
+        return new CompareWorkloadRun(counts, _taken, _problems, machine) { Devices = devices };
     }
 
     private VirtualMachine Machine => _machine!;
@@ -244,26 +328,121 @@ public sealed class CompareWorkload
         {
             // LVT Timer first (periodic, unmasked), then divide by 1, then TMICT starts the count:
             // every timer was armed at the same instant, so all expire at each multiple of the period.
+            // TMICT counts bus cycles (divide by 1); Validate made the round period a whole number of them.
             uint lvt = TimerVector | ((uint)TimerMode.Periodic << LocalVectorTable.TimerModeShift);
+            uint initialCount = (uint)(CompareWorkloadOptions.RoundPeriodNs / Machine.Options.ApicBusCycleNs);
             for (int i = 0; i < _n; i++)
             {
                 Vcpu vcpu = Machine.GetVcpu(i);
                 WriteRegister(vcpu, ApicRegister.LvtTimerOffset, lvt);
                 WriteRegister(vcpu, ApicRegister.DivideConfigurationOffset, 0xB);
-                WriteRegister(vcpu, ApicRegister.InitialCountOffset, (uint)CompareWorkloadOptions.RoundPeriodNs);
+                WriteRegister(vcpu, ApicRegister.InitialCountOffset, initialCount);
             }
         }
 
         if (kind == CompareWorkloadKind.Mixed)
         {
-            // Destination bits 7:0 in RTE[63:56], bits 14:8 in RTE[55:49] (the extended
-            // destination ID, as Linux programs it for APIC IDs above 0xFF).
-            ulong destination = Machine.Options.ApicIdOf(LevelTargetCpu(_n));
-            ulong entry = LevelVector | RedirectionEntry.TriggerModeBit |
-                ((destination & 0xFF) << RedirectionEntry.DestinationShift) |
-                (((destination >> 8) & 0x7F) << RedirectionEntry.ExtendedDestinationShift);
+            ulong entry = LevelVector | RedirectionEntry.TriggerModeBit | PhysicalDestination(LevelTargetCpu(_n));
             WriteRedirectionEntry(Machine.GetVcpu(0), LevelGsi, entry);
         }
+
+        foreach (DeviceSource device in _devices)
+        {
+            if (device.Kind != DeviceSourceKind.IoApic)
+            {
+                continue;
+            }
+
+            // The vector field is ignored for NMI delivery (and must be 0 per the 82093AA datasheet).
+            ulong entry = (device.IsNmi ? 0UL : device.Vector) |
+                ((ulong)device.Delivery << RedirectionEntry.DeliveryModeShift) |
+                PhysicalDestination(device.Target);
+            if (device.ActiveLow)
+            {
+                entry |= RedirectionEntry.PolarityBit;
+            }
+
+            if (device.LevelTriggered)
+            {
+                entry |= RedirectionEntry.TriggerModeBit;
+            }
+
+            WriteRedirectionEntry(Machine.GetVcpu(0), device.Pin, entry);
+        }
+    }
+
+    // Destination bits 7:0 in RTE[63:56], bits 14:8 in RTE[55:49] (the extended destination ID,
+    // as Linux programs it for APIC IDs above 0xFF); destination mode physical (bit 11 clear).
+    private ulong PhysicalDestination(int vcpu)
+    {
+        ulong destination = Machine.Options.ApicIdOf(vcpu);
+        return ((destination & 0xFF) << RedirectionEntry.DestinationShift) |
+            (((destination >> 8) & 0x7F) << RedirectionEntry.ExtendedDestinationShift);
+    }
+
+    // Fires, each as its own step and in time order (ties in device order), every device firing
+    // due before limit, or at limit too when atLimit is set.
+    private void FireDevices(long limit, bool atLimit)
+    {
+        while (true)
+        {
+            long next = long.MaxValue;
+            for (int d = 0; d < _devices.Length; d++)
+            {
+                if (_deviceLeft[d] != 0 && _deviceNext[d] < next)
+                {
+                    next = _deviceNext[d];
+                }
+            }
+
+            if (next > limit || (next == limit && !atLimit))
+            {
+                return;
+            }
+
+            Machine.AdvanceTo(next);
+            for (int d = 0; d < _devices.Length; d++)
+            {
+                if (_deviceLeft[d] != 0 && _deviceNext[d] == next)
+                {
+                    Fire(d);
+                    _deviceNext[d] = next + _devices[d].PeriodNs;
+                    _deviceLeft[d]--;
+                }
+            }
+        }
+    }
+
+    private void Fire(int d)
+    {
+        DeviceSource device = _devices[d];
+        _deviceFirings[d]++;
+        Sent(device.Target, device.IsNmi ? NmiSlot : device.Vector);
+        _stepDevice = d;
+        if (device.Kind == DeviceSourceKind.Msi)
+        {
+            // PCI MSI is edge-triggered: the data word has no trigger or level bits.
+            ulong address = Msi.EncodeAddress(Machine.Options.ApicIdOf(device.Target), DestinationMode.Physical, redirectionHint: false);
+            uint data = Msi.EncodeData(device.IsNmi ? (byte)0 : device.Vector, device.Delivery, levelTriggered: false);
+            MsiDecodeResult decoded = Machine.SendMsi(address, data);
+            if (decoded != MsiDecodeResult.Ok)
+            {
+                Problem($"the MSI of device '{device.Name}' decoded as {decoded}");
+            }
+        }
+        else
+        {
+            // The line value means asserted whatever the polarity (lapic-reference A23). An edge
+            // pulses the line; a level line stays asserted until the handler quiets the device.
+            Machine.SetIrq(device.Pin, true);
+            if (!device.LevelTriggered)
+            {
+                Machine.SetIrq(device.Pin, false);
+            }
+        }
+
+        EndStep(_deviceSteps[d]);
+        _stepDevice = -1;
     }
 
     private void RunRound(int round)
@@ -359,9 +538,10 @@ public sealed class CompareWorkload
 
     private static uint IcrMsr => ApicRegister.X2ApicMsrBase + (ApicRegister.InterruptCommandOffset >> 4);
 
-    private void Sent(int target, byte vector)
+    // slot: the vector, or NmiSlot.
+    private void Sent(int target, int slot)
     {
-        _outstanding[(target * 256) + vector]++;
+        _outstanding[(target * SlotsPerVcpu) + slot]++;
         _outstandingTotal++;
     }
 
@@ -395,7 +575,7 @@ public sealed class CompareWorkload
                 return;
             }
 
-            if (taken.Kind != CpuEventKind.Fixed)
+            if (taken.Kind is not (CpuEventKind.Fixed or CpuEventKind.Nmi))
             {
                 Problem($"vCPU {vcpu.Index} took {taken}, which the workload never sends");
                 continue;
@@ -406,11 +586,16 @@ public sealed class CompareWorkload
                 _taken++;
             }
 
-            int slot = (vcpu.Index * 256) + taken.Vector;
+            bool nmi = taken.Kind == CpuEventKind.Nmi;
+            int slot = (vcpu.Index * SlotsPerVcpu) + (nmi ? NmiSlot : taken.Vector);
             if (_outstanding[slot] != 0)
             {
                 _outstanding[slot]--;
                 _outstandingTotal--;
+                if (_stepDevice >= 0 && IsFromDevice(_devices[_stepDevice], vcpu.Index, taken))
+                {
+                    _deviceTaken[_stepDevice]++;
+                }
             }
             else if (_late[slot] != 0)
             {
@@ -419,19 +604,30 @@ public sealed class CompareWorkload
             }
             else
             {
-                Problem($"vCPU {vcpu.Index} took vector 0x{taken.Vector:x2}, which was not sent to it");
+                Problem($"vCPU {vcpu.Index} took {(nmi ? "an NMI" : $"vector 0x{taken.Vector:x2}")}, which was not sent to it");
             }
 
-            if (taken.Vector == LevelVector)
+            if (nmi)
+            {
+                // An NMI handler ends with IRET; an NMI takes no EOI (SDM "Signaling Interrupt Servicing Completion").
+                continue;
+            }
+
+            int levelPin = _levelPinOfVector[taken.Vector];
+            if (levelPin >= 0)
             {
                 // The handler quiets the device before the EOI, so the EOI broadcast clears Remote
                 // IRR and the IOAPIC does not send again (82093AA level-triggered operation).
-                Machine.SetIrq(LevelGsi, false);
+                Machine.SetIrq(levelPin, false);
             }
 
             WriteRegister(vcpu, ApicRegister.EoiOffset, 0);
         }
     }
+
+    private static bool IsFromDevice(DeviceSource device, int vcpu, CpuEvent taken) =>
+        device.Target == vcpu &&
+        (device.IsNmi ? taken.Kind == CpuEventKind.Nmi : taken.Kind == CpuEventKind.Fixed && taken.Vector == device.Vector);
 
     private void HaltIdleVcpus()
     {
@@ -452,8 +648,9 @@ public sealed class CompareWorkload
         {
             if (_outstanding[i] != 0)
             {
-                int vcpu = i / 256;
-                return $"first: vector 0x{i % 256:x2} for vCPU {vcpu}, host state {Machine.GetVcpu(vcpu).HostState}";
+                int vcpu = i / SlotsPerVcpu;
+                string what = i % SlotsPerVcpu == NmiSlot ? "an NMI" : $"vector 0x{i % SlotsPerVcpu:x2}";
+                return $"first: {what} for vCPU {vcpu}, host state {Machine.GetVcpu(vcpu).HostState}";
             }
         }
 

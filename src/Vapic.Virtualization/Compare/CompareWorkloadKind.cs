@@ -17,13 +17,16 @@ public enum CompareWorkloadKind : byte
 
     /// <summary>Timers, the IPI storm, one broadcast, the MSI storm and one level-triggered IOAPIC line per round.</summary>
     Mixed,
+
+    /// <summary>No built-in traffic: only the configured device sources (<see cref="CompareWorkloadOptions.Devices"/>) send.</summary>
+    Idle,
 }
 
 /// <summary>The names of the workloads as <c>vapic compare</c> takes them.</summary>
 public static class CompareWorkloads
 {
     /// <summary>Every workload name, in <see cref="CompareWorkloadKind"/> order.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["ipi-storm", "broadcast", "timer", "device", "mixed"];
+    public static IReadOnlyList<string> Names { get; } = ["ipi-storm", "broadcast", "timer", "device", "mixed", "idle"];
 
     /// <summary>The name of <paramref name="kind"/>.</summary>
     public static string NameOf(CompareWorkloadKind kind) => Names[(int)kind];

@@ -16,14 +16,16 @@ public static class ComparisonRunner
 {
     /// <summary>
     /// Runs the built-in workload of <paramref name="options"/> under each of <paramref name="modes"/>
-    /// (default: every mode of <see cref="ModeRegistry.Available"/>).
+    /// (default: every mode of <see cref="ModeRegistry.Available"/>). <paramref name="onRun"/>, when
+    /// given, sees each mode's whole run (its device sources, say) as the mode's name and the run.
     /// </summary>
     /// <exception cref="ArgumentException">The options are invalid or a mode is not available.</exception>
     public static ComparisonResult Run(
         CompareWorkloadOptions options,
         CostModel? costModel = null,
         IReadOnlyList<string>? modes = null,
-        ModeFactory? createMode = null)
+        ModeFactory? createMode = null,
+        Action<string, CompareWorkloadRun>? onRun = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         string? error = options.Validate();
@@ -37,6 +39,7 @@ public static class ComparisonRunner
         List<ModeComparison> results = Measure(modes, cost, createMode, skipped, mode =>
         {
             CompareWorkloadRun run = new CompareWorkload(options).Run(mode);
+            onRun?.Invoke(mode.Name, run);
             return new ModeMeasurement(run.Counts, run.Problems);
         });
         return new ComparisonResult(options.WorkloadName, options.VcpuCount, cost, results, options, CompareWorkload.ExpectedInterrupts(options))

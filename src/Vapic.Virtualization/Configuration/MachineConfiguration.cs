@@ -9,11 +9,11 @@ namespace Vapic.Virtualization.Configuration;
 /// virtualization mode, the cost model, the passthrough host and the workload to run.
 /// </summary>
 /// <param name="SourceName">The file the configuration came from, as errors name it.</param>
-/// <param name="Machine">The machine: vCPUs, APIC IDs, lock, IOAPIC version, vendor, TSC offset.</param>
+/// <param name="Machine">The machine: vCPUs, APIC IDs, lock, IOAPIC version, vendor, TSC offset, TSC and APIC timer frequencies.</param>
 /// <param name="Mode">The virtualization mode, one of <see cref="ModeRegistry.Available"/>.</param>
 /// <param name="CostModel">The default cost model with the <c>[cost]</c> overrides applied.</param>
 /// <param name="Passthrough">The host of a passthrough VM; null for the other modes.</param>
-/// <param name="Workload">The built-in workload and how long it runs.</param>
+/// <param name="Workload">The built-in workload, how long it runs and the device sources.</param>
 public sealed record MachineConfiguration(
     string SourceName,
     MachineOptions Machine,
@@ -39,10 +39,21 @@ public sealed record MachineConfiguration(
     /// <see cref="ComparisonRunner"/>), after checking that the configured machine itself builds
     /// under the mode.
     /// </summary>
-    public ComparisonResult Run()
+    public ComparisonResult Run() => Run(out _);
+
+    /// <summary>
+    /// Runs the workload as <see cref="Run()"/> does and reports what each device source of
+    /// <see cref="CompareWorkloadOptions.Devices"/> did (its firings and the interrupts its target took).
+    /// </summary>
+    public ComparisonResult Run(out IReadOnlyList<DeviceSourceRun> devices)
     {
-        // The workload runs on the configured machine: its APIC IDs, lock, vendor and TSC offset.
-        return ComparisonRunner.Run(Workload with { Machine = Machine }, CostModel, [Mode], CreateMode);
+        // The workload runs on the configured machine: its APIC IDs, lock, vendor, TSC offset and
+        // frequencies.
+        IReadOnlyList<DeviceSourceRun> seen = [];
+        ComparisonResult result = ComparisonRunner.Run(
+            Workload with { Machine = Machine }, CostModel, [Mode], CreateMode, (_, run) => seen = run.Devices);
+        devices = seen;
+        return result;
     }
 }
 

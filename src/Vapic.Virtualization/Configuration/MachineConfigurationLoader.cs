@@ -1,5 +1,6 @@
 using Tomlyn.Parsing;
 using Tomlyn.Syntax;
+using Vapic.Apic;
 using Vapic.Machine;
 using Vapic.Virtualization.Compare;
 using Vapic.Virtualization.Passthrough;
@@ -20,9 +21,22 @@ public static class MachineConfigurationLoader
     /// <summary>The tables.</summary>
     public static IReadOnlyList<string> Tables { get; } = ["machine", "cost", "passthrough", "workload"];
 
+    /// <summary>The arrays of tables, one table per device: <c>[[devices.msi]]</c> and <c>[[devices.ioapic]]</c>.</summary>
+    public static IReadOnlyList<string> DeviceTables { get; } = ["devices.msi", "devices.ioapic"];
+
     /// <summary>The keys of <c>[machine]</c>.</summary>
     public static IReadOnlyList<string> MachineKeys { get; } =
-        ["vcpus", "apic_ids", "force_x2apic", "ioapic_version", "vendor", "tsc_offset", "extended_destination_id", "max_physical_address_bits"];
+    [
+        "vcpus", "apic_ids", "force_x2apic", "ioapic_version", "vendor", "tsc_offset", "extended_destination_id",
+        "max_physical_address_bits", "tsc_frequency_hz", "apic_timer_frequency_hz",
+    ];
+
+    /// <summary>The keys of a <c>[[devices.msi]]</c> table.</summary>
+    public static IReadOnlyList<string> MsiDeviceKeys { get; } = ["name", "vector", "target", "delivery", "period_ns", "start_ns", "count", "trigger"];
+
+    /// <summary>The keys of a <c>[[devices.ioapic]]</c> table.</summary>
+    public static IReadOnlyList<string> IoApicDeviceKeys { get; } =
+        ["name", "vector", "target", "delivery", "period_ns", "start_ns", "count", "pin", "trigger", "polarity"];
 
     /// <summary>The keys of <c>[passthrough]</c>.</summary>
     public static IReadOnlyList<string> PassthroughKeys { get; } = ["host_cpus", "pinning", "intercept_thermal", "intercept_icr_read"];
@@ -86,6 +100,46 @@ public static class MachineConfigurationLoader
         return best is not null && bestDistance <= Math.Max(2, Math.Max(name.Length, best.Length) / 3) ? best : null;
     }
 
+    /// <summary>
+    /// The valid APIC timer frequency nearest to <paramref name="frequencyHz"/>: one that divides
+    /// 10^9, so one bus cycle is a whole number of ns (as KVM_CAP_X86_APIC_BUS_CYCLES_NS); with
+    /// <paramref name="wholeRoundPeriod"/> also one whose bus cycle divides the round period
+    /// (<see cref="CompareWorkloadOptions.RoundPeriodNs"/>), as the timer workloads need. Ties go
+    /// to the higher frequency.
+    /// </summary>
+    public static long NearestApicTimerFrequency(long frequencyHz, bool wholeRoundPeriod)
+    {
+        long best = MachineOptions.DefaultFrequencyHz;
+        long bestDistance = long.MaxValue;
+
+        // 10^9 = 2^9 × 5^9: its divisors are 2^a × 5^b.
+        for (long twos = 1; twos <= 512; twos *= 2)
+        {
+            for (long cycleNs = twos; cycleNs <= MachineOptions.DefaultFrequencyHz && MachineOptions.DefaultFrequencyHz % cycleNs == 0; cycleNs *= 5)
+            {
+                if (wholeRoundPeriod && CompareWorkloadOptions.RoundPeriodNs % cycleNs != 0)
+                {
+                    continue;
+                }
+
+                long candidate = MachineOptions.DefaultFrequencyHz / cycleNs;
+                if (candidate < MachineOptions.MinApicTimerFrequencyHz)
+                {
+                    continue;
+                }
+
+                long distance = Math.Abs(candidate - frequencyHz);
+                if (distance < bestDistance || (distance == bestDistance && candidate > best))
+                {
+                    best = candidate;
+                    bestDistance = distance;
+                }
+            }
+        }
+
+        return best;
+    }
+
     private static int EditDistance(string a, string b)
     {
         var previous = new int[b.Length + 1];
@@ -120,6 +174,11 @@ public static class MachineConfigurationLoader
     {
         private KeyValueSyntax? _x2ApicKey;
         private bool _x2Apic = true;
+        private CompareWorkloadKind _workloadKind = CompareWorkloadKind.Mixed;
+
+        // The vectors and IOAPIC pins of the devices read so far: the index of the device.
+        private readonly Dictionary<byte, int> _deviceVectors = [];
+        private readonly Dictionary<int, int> _devicePins = [];
 
         public MachineConfiguration Read(string text)
         {
@@ -144,6 +203,10 @@ public static class MachineConfigurationLoader
                 {
                     throw Fail(item.Key!, $"'{key}' is a table: write it as [{key}]");
                 }
+                else if (key == "devices")
+                {
+                    throw Fail(item.Key!, "'devices' holds the device lists: write each device as a [[devices.msi]] or [[devices.ioapic]] table");
+                }
                 else
                 {
                     throw Unknown(item.Key!, $"top-level key '{key}'", key, [.. TopLevelKeys, .. Tables]);
@@ -151,17 +214,45 @@ public static class MachineConfigurationLoader
             }
 
             var tables = new Dictionary<string, TableSyntax>(StringComparer.Ordinal);
+            var deviceTables = new List<TableArraySyntax>();
             foreach (TableSyntaxBase table in document.Tables)
             {
                 string name = table.Name is null ? string.Empty : NameOf(table.Name);
+                SyntaxNode where = table.Name ?? (SyntaxNode)table;
+                if (table is TableArraySyntax array)
+                {
+                    if (DeviceTables.Contains(name))
+                    {
+                        deviceTables.Add(array);
+                        continue;
+                    }
+
+                    if (Tables.Contains(name))
+                    {
+                        throw Fail(where, $"[{name}] is one table, not an array of tables: write it as [{name}]");
+                    }
+
+                    throw Unknown(where, $"array of tables [[{name}]]", name, DeviceTables);
+                }
+
                 if (table is not TableSyntax plain)
                 {
-                    throw Fail(table.Name ?? (SyntaxNode)table, $"[[{name}]] is not part of the schema (tables: {string.Join(", ", Tables)})");
+                    throw Fail(where, $"[{name}] is not part of the schema (tables: {string.Join(", ", Tables)})");
+                }
+
+                if (DeviceTables.Contains(name))
+                {
+                    throw Fail(where, $"devices are an array of tables: write [[{name}]], one per device");
+                }
+
+                if (name == "devices")
+                {
+                    throw Fail(where, "[devices] holds no keys: write each device as a [[devices.msi]] or [[devices.ioapic]] table");
                 }
 
                 if (!Tables.Contains(name))
                 {
-                    throw Unknown(table.Name ?? (SyntaxNode)table, $"table [{name}]", name, Tables);
+                    throw Unknown(where, $"table [{name}]", name, Tables);
                 }
 
                 tables[name] = plain;
@@ -213,6 +304,18 @@ public static class MachineConfigurationLoader
                 passthrough = PassthroughOptions.Default;
             }
 
+            if (deviceTables.Count != 0)
+            {
+                workload = workload with { Devices = ReadDevices(deviceTables, machine, workload.EffectiveDurationNs) };
+            }
+
+            // Everything was checked at its position; this catches what only the whole can break.
+            string? error = (workload with { Machine = machine }).Validate();
+            if (error is not null)
+            {
+                throw Fail(deviceTables.Count != 0 ? deviceTables[0].Name! : (SyntaxNode?)tables.GetValueOrDefault("machine")?.Name ?? mode, error);
+            }
+
             return new MachineConfiguration(sourceName, machine, modeName, cost, passthrough, workload);
         }
 
@@ -238,6 +341,7 @@ public static class MachineConfigurationLoader
                         }
 
                         options = options with { Workload = parsed };
+                        _workloadKind = parsed;
                         break;
                     case "rounds":
                         rounds = item;
@@ -283,6 +387,7 @@ public static class MachineConfigurationLoader
             KeyValueSyntax? vcpus = null;
             KeyValueSyntax? apicIds = null;
             KeyValueSyntax? forceX2Apic = null;
+            KeyValueSyntax? extendedDestination = null;
             foreach (KeyValueSyntax item in Items(table, MachineKeys))
             {
                 switch (KeyOf(item))
@@ -320,10 +425,24 @@ public static class MachineConfigurationLoader
                         machine = machine with { TscOffset = IntegerOf(item, long.MinValue, long.MaxValue) };
                         break;
                     case "extended_destination_id":
+                        extendedDestination = item;
                         machine = machine with { ExtendedDestinationId = BooleanOf(item) };
                         break;
                     case "max_physical_address_bits":
                         machine = machine with { MaxPhysicalAddressBits = (int)IntegerOf(item, 36, 52) };
+                        break;
+                    case "tsc_frequency_hz":
+                        long tsc = IntegerOf(item, long.MinValue, long.MaxValue);
+                        if (tsc is < MachineOptions.MinTscFrequencyHz or > MachineOptions.MaxTscFrequencyHz)
+                        {
+                            long nearest = Math.Clamp(tsc, MachineOptions.MinTscFrequencyHz, MachineOptions.MaxTscFrequencyHz);
+                            throw Fail(item.Value!, $"tsc_frequency_hz must be between {MachineOptions.MinTscFrequencyHz} (1 MHz) and {MachineOptions.MaxTscFrequencyHz} (100 GHz), not {tsc}; did you mean {nearest}?");
+                        }
+
+                        machine = machine with { TscFrequencyHz = tsc };
+                        break;
+                    case "apic_timer_frequency_hz":
+                        machine = machine with { ApicTimerFrequencyHz = ApicTimerFrequencyOf(item) };
                         break;
                 }
             }
@@ -343,6 +462,21 @@ public static class MachineConfigurationLoader
                 machine = machine with { ApicIds = ReadApicIds(apicIds, machine.VcpuCount) };
             }
 
+            if (!machine.ExtendedDestinationId && _workloadKind is CompareWorkloadKind.Device or CompareWorkloadKind.Mixed)
+            {
+                for (int i = 0; i < machine.VcpuCount; i++)
+                {
+                    if (machine.ApicIdOf(i) > 0xFF)
+                    {
+                        // The built-in MSIs go to every vCPU (and mixed's IOAPIC line to the last): an
+                        // ID above 0xFF needs destination bits 14:8, which only the extended
+                        // destination ID carries (lapic-reference §12).
+                        throw Fail(extendedDestination!.Value!,
+                            $"the {CompareWorkloads.NameOf(_workloadKind)} workload sends device interrupts to every vCPU, but vCPU {i} has APIC ID 0x{machine.ApicIdOf(i):X}, which a device reaches only with extended_destination_id = true");
+                    }
+                }
+            }
+
             string? error = machine.Validate();
             if (error is not null)
             {
@@ -351,6 +485,291 @@ public static class MachineConfigurationLoader
 
             return (machine, vcpus);
         }
+
+        // One bus cycle must be a whole number of ns (the frequency divides 10^9, as KVM's
+        // KVM_CAP_X86_APIC_BUS_CYCLES_NS); the timer workloads also need the round period to be a
+        // whole number of bus cycles, since they program TMICT = round period / bus cycle.
+        private long ApicTimerFrequencyOf(KeyValueSyntax item)
+        {
+            long hz = IntegerOf(item, long.MinValue, long.MaxValue);
+            bool timers = _workloadKind is CompareWorkloadKind.Timer or CompareWorkloadKind.Mixed;
+            long nearest = NearestApicTimerFrequency(hz, timers);
+            string suggestion = $"; did you mean {nearest} ({MachineOptions.DefaultFrequencyHz / nearest} ns)?";
+            if (hz is < MachineOptions.MinApicTimerFrequencyHz or > MachineOptions.DefaultFrequencyHz)
+            {
+                throw Fail(item.Value!, $"apic_timer_frequency_hz must be between {MachineOptions.MinApicTimerFrequencyHz} (1 kHz) and {MachineOptions.DefaultFrequencyHz} (1 GHz), not {hz}{suggestion}");
+            }
+
+            if (MachineOptions.DefaultFrequencyHz % hz != 0)
+            {
+                throw Fail(item.Value!, $"apic_timer_frequency_hz must divide {MachineOptions.DefaultFrequencyHz} (1 GHz), so that one APIC bus cycle is a whole number of ns, not {hz}{suggestion}");
+            }
+
+            long cycleNs = MachineOptions.DefaultFrequencyHz / hz;
+            if (timers && CompareWorkloadOptions.RoundPeriodNs % cycleNs != 0)
+            {
+                throw Fail(item.Value!, $"the {CompareWorkloads.NameOf(_workloadKind)} workload programs its timers for the round period ({CompareWorkloadOptions.RoundPeriodNs} ns), which must be a whole number of APIC bus cycles, but {hz} Hz makes {cycleNs} ns cycles{suggestion}");
+            }
+
+            return hz;
+        }
+
+        private List<DeviceSource> ReadDevices(List<TableArraySyntax> tables, MachineOptions machine, long durationNs)
+        {
+            var devices = new List<DeviceSource>(tables.Count);
+            long firings = 0;
+            var names = new Dictionary<string, int>(StringComparer.Ordinal);
+            int msis = 0;
+            int ioApics = 0;
+            foreach (TableArraySyntax table in tables)
+            {
+                string tableName = NameOf(table.Name!);
+                DeviceSourceKind kind = tableName == "devices.msi" ? DeviceSourceKind.Msi : DeviceSourceKind.IoApic;
+                int index = kind == DeviceSourceKind.Msi ? msis++ : ioApics++;
+                DeviceSource device = ReadDevice(table, kind, DeviceSource.DefaultName(kind, index), machine, out DeviceKeys keys);
+                SyntaxNode nameAt = (SyntaxNode?)keys.Name?.Value ?? table.Name!;
+                if (names.TryGetValue(device.Name, out int sameName))
+                {
+                    throw Fail(nameAt, $"device name '{device.Name}' is already used by the [[devices.{devices[sameName].KindName}]] at line {Line(tables[sameName])}: names must be unique");
+                }
+
+                if (!device.IsNmi)
+                {
+                    if (_deviceVectors.TryGetValue(device.Vector, out int sameVector))
+                    {
+                        throw Fail(keys.Vector!.Value!, $"vector 0x{device.Vector:X2} is already device '{devices[sameVector].Name}''s: two devices cannot share a vector{SuggestVector(device.Vector)}");
+                    }
+
+                    _deviceVectors.Add(device.Vector, devices.Count);
+                }
+
+                if (kind == DeviceSourceKind.IoApic)
+                {
+                    if (_devicePins.TryGetValue(device.Pin, out int samePin))
+                    {
+                        throw Fail(keys.Pin!.Value!, $"pin {device.Pin} is already device '{devices[samePin].Name}''s: one device per IOAPIC pin{SuggestPin(device.Pin)}");
+                    }
+
+                    _devicePins.Add(device.Pin, devices.Count);
+                }
+
+                firings += device.FiringsWithin(durationNs);
+                if (firings > CompareWorkloadOptions.MaxDeviceFirings)
+                {
+                    throw Fail(keys.Period?.Value ?? (SyntaxNode)table.Name!,
+                        $"the devices fire {firings} times in the run's {durationNs} ns with this one, more than the {CompareWorkloadOptions.MaxDeviceFirings} a run allows: lengthen period_ns, set count or shorten the run");
+                }
+
+                names.Add(device.Name, devices.Count);
+                devices.Add(device);
+            }
+
+            return devices;
+        }
+
+        // The keys a device table gave, for the positions of errors found across devices.
+        private sealed record DeviceKeys(KeyValueSyntax? Name, KeyValueSyntax? Vector, KeyValueSyntax? Pin, KeyValueSyntax? Period);
+
+        private DeviceSource ReadDevice(TableArraySyntax table, DeviceSourceKind kind, string defaultName, MachineOptions machine, out DeviceKeys keys)
+        {
+            bool msi = kind == DeviceSourceKind.Msi;
+            string header = msi ? "[[devices.msi]]" : "[[devices.ioapic]]";
+            var device = new DeviceSource { Name = defaultName, Kind = kind };
+            KeyValueSyntax? nameKey = null;
+            KeyValueSyntax? vectorKey = null;
+            KeyValueSyntax? targetKey = null;
+            KeyValueSyntax? periodKey = null;
+            KeyValueSyntax? triggerKey = null;
+            KeyValueSyntax? pinKey = null;
+            foreach (KeyValueSyntax item in Items(table, msi ? MsiDeviceKeys : IoApicDeviceKeys))
+            {
+                switch (KeyOf(item))
+                {
+                    case "name":
+                        nameKey = item;
+                        string name = StringOf(item);
+                        if (name.Length == 0)
+                        {
+                            throw Fail(item.Value!, "name must not be empty");
+                        }
+
+                        device = device with { Name = name };
+                        break;
+                    case "vector":
+                        vectorKey = item;
+                        long vector = IntegerOf(item, long.MinValue, long.MaxValue);
+                        if (DeviceSource.VectorError(vector) is string vectorError)
+                        {
+                            throw Fail(item.Value!, vectorError + (vector is >= DeviceSource.MinVector and <= DeviceSource.MaxVector ? SuggestVector((byte)vector) : string.Empty));
+                        }
+
+                        device = device with { Vector = (byte)vector };
+                        break;
+                    case "target":
+                        targetKey = item;
+                        long target = IntegerOf(item, long.MinValue, long.MaxValue);
+                        if (target < 0 || target >= machine.VcpuCount)
+                        {
+                            throw Fail(item.Value!, $"target must be a vCPU index, 0 to {machine.VcpuCount - 1} (the machine has {machine.VcpuCount} vCPUs), not {target}");
+                        }
+
+                        device = device with { Target = (int)target };
+                        break;
+                    case "delivery":
+                        string delivery = StringOf(item);
+                        device = delivery switch
+                        {
+                            "fixed" => device with { Delivery = DeliveryMode.Fixed },
+                            "lowest-priority" => device with { Delivery = DeliveryMode.LowestPriority },
+                            "nmi" => device with { Delivery = DeliveryMode.Nmi },
+                            _ => throw Fail(item.Value!, $"unknown delivery '{delivery}'{DidYouMean(Suggest(delivery, DeviceSource.DeliveryNames))} (deliveries: {string.Join(", ", DeviceSource.DeliveryNames)})"),
+                        };
+                        break;
+                    case "period_ns":
+                        periodKey = item;
+                        device = device with { PeriodNs = IntegerOf(item, 1, CompareWorkloadOptions.MaxDurationNs) };
+                        break;
+                    case "start_ns":
+                        long start = IntegerOf(item, long.MinValue, long.MaxValue);
+                        if (start < 1)
+                        {
+                            throw Fail(item.Value!, $"start_ns must be at least 1, not {start}: setup ends at time 0 and devices fire in the measured phase (0, duration]");
+                        }
+
+                        if (start > CompareWorkloadOptions.MaxDurationNs)
+                        {
+                            throw Fail(item.Value!, $"start_ns must be between 1 and {CompareWorkloadOptions.MaxDurationNs}, not {start}");
+                        }
+
+                        device = device with { StartNs = start };
+                        break;
+                    case "count":
+                        device = device with { Count = IntegerOf(item, 1, long.MaxValue) };
+                        break;
+                    case "trigger":
+                        triggerKey = item;
+                        string trigger = StringOf(item);
+                        if (msi && trigger == "level")
+                        {
+                            throw Fail(item.Value!, "level-triggered MSIs are not modeled: PCI MSI is edge-triggered only (PCI Local Bus Specification, \"Message Signaled Interrupts\"); use trigger = \"edge\" or a [[devices.ioapic]] level line");
+                        }
+
+                        string[] triggers = msi ? ["edge"] : ["edge", "level"];
+                        if (!triggers.Contains(trigger))
+                        {
+                            throw Fail(item.Value!, $"unknown trigger '{trigger}'{DidYouMean(Suggest(trigger, triggers))} (triggers: {string.Join(", ", triggers)})");
+                        }
+
+                        device = device with { LevelTriggered = trigger == "level" };
+                        break;
+                    case "pin":
+                        pinKey = item;
+                        long pin = IntegerOf(item, 0, IoApic.DefaultPinCount - 1);
+                        if (pin == CompareWorkload.LevelGsi && _workloadKind == CompareWorkloadKind.Mixed)
+                        {
+                            throw Fail(item.Value!, $"pin {pin} is the mixed workload's level-triggered line (GSI {CompareWorkload.LevelGsi}){SuggestPin((int)pin)}");
+                        }
+
+                        device = device with { Pin = (int)pin };
+                        break;
+                    case "polarity":
+                        string polarity = StringOf(item);
+                        device = polarity switch
+                        {
+                            "high" => device with { ActiveLow = false },
+                            "low" => device with { ActiveLow = true },
+                            _ => throw Fail(item.Value!, $"unknown polarity '{polarity}'{DidYouMean(Suggest(polarity, ["high", "low"]))} (polarities: high, low)"),
+                        };
+                        break;
+                }
+            }
+
+            string which = $"{header} '{device.Name}'";
+            if (periodKey is null)
+            {
+                throw Fail(table.Name!, $"{which} needs period_ns, the time between its firings in ns");
+            }
+
+            if (targetKey is null)
+            {
+                throw Fail(table.Name!, $"{which} needs a target, the index of the vCPU it interrupts (0 to {machine.VcpuCount - 1})");
+            }
+
+            if (!msi && pinKey is null)
+            {
+                throw Fail(table.Name!, $"{which} needs a pin, its IOAPIC input (0 to {IoApic.DefaultPinCount - 1})");
+            }
+
+            if (device.IsNmi)
+            {
+                if (vectorKey is not null)
+                {
+                    throw Fail(vectorKey.Key!, "an NMI has no vector (NMI delivery ignores the vector field): remove vector or use delivery = \"fixed\"");
+                }
+
+                if (device.LevelTriggered)
+                {
+                    // 82093AA datasheet, delivery mode NMI: treated as edge even if programmed
+                    // level, and the entry must be programmed edge-triggered.
+                    throw Fail(triggerKey!.Value!, "an IOAPIC entry with NMI delivery must be edge-triggered (82093AA: NMI is always an edge)");
+                }
+            }
+            else if (vectorKey is null)
+            {
+                throw Fail(table.Name!, $"{which} needs a vector, 0x{DeviceSource.MinVector:X2} to 0x{DeviceSource.MaxVector:X2}");
+            }
+
+            uint apicId = machine.ApicIdOf(device.Target);
+            if (apicId > 0xFF && !machine.ExtendedDestinationId)
+            {
+                // MSI address bits 19:12 and RTE bits 63:56 carry 8 destination bits; higher IDs need
+                // the extended destination ID (lapic-reference §12).
+                throw Fail(targetKey.Value!, $"vCPU {device.Target} has APIC ID 0x{apicId:X}, which a device reaches only through the extended destination ID, but [machine] extended_destination_id = false");
+            }
+
+            keys = new DeviceKeys(nameKey, vectorKey, pinKey, periodKey);
+            return device;
+        }
+
+        // "; did you mean 0x..?": the free vector nearest to vector (not built-in, not another device's).
+        private string SuggestVector(byte vector)
+        {
+            for (int distance = 1; distance <= DeviceSource.MaxVector - DeviceSource.MinVector; distance++)
+            {
+                foreach (int candidate in (ReadOnlySpan<int>)[vector + distance, vector - distance])
+                {
+                    if (candidate is >= DeviceSource.MinVector and <= DeviceSource.MaxVector &&
+                        DeviceSource.VectorError(candidate) is null &&
+                        !_deviceVectors.ContainsKey((byte)candidate))
+                    {
+                        return $"; did you mean 0x{candidate:X2}?";
+                    }
+                }
+            }
+
+            return string.Empty;
+        }
+
+        // "; did you mean N?": the free IOAPIC pin nearest to pin.
+        private string SuggestPin(int pin)
+        {
+            for (int distance = 1; distance < IoApic.DefaultPinCount; distance++)
+            {
+                foreach (int candidate in (ReadOnlySpan<int>)[pin + distance, pin - distance])
+                {
+                    if (candidate is >= 0 and < IoApic.DefaultPinCount &&
+                        !(candidate == CompareWorkload.LevelGsi && _workloadKind == CompareWorkloadKind.Mixed) &&
+                        !_devicePins.ContainsKey(candidate))
+                    {
+                        return $"; did you mean {candidate}?";
+                    }
+                }
+            }
+
+            return string.Empty;
+        }
+
+        private static int Line(SyntaxNode node) => node.Span.Start.Line + 1;
 
         private uint[] ReadApicIds(KeyValueSyntax item, int vcpuCount)
         {
@@ -474,9 +893,14 @@ public static class MachineConfigurationLoader
         }
 
         // The key-value pairs of a table, each key checked against the schema.
-        private List<KeyValueSyntax> Items(TableSyntax table, IReadOnlyList<string> keys)
+        private List<KeyValueSyntax> Items(TableSyntaxBase table, IReadOnlyList<string> keys)
         {
             string name = table.Name is null ? string.Empty : NameOf(table.Name);
+            if (table is TableArraySyntax)
+            {
+                name = $"[{name}]";
+            }
+
             var items = new List<KeyValueSyntax>();
             foreach (KeyValueSyntax item in table.Items)
             {

@@ -312,14 +312,72 @@ public sealed class PassthroughMode : VirtualizationMode
         if (access.Kind == GuestAccessKind.MsrWrite && result == ApicAccessResult.Ok &&
             (uint)access.Address == TscDeadlineMsr && _passthrough[vcpu.Index] && _tscIntercepted[vcpu.Index])
         {
-            // ACRN set_tsc_deadline with a TSC offset: the physical MSR gets v − offset, where a
-            // non-zero v never becomes 0 (which would disarm the timer); 0 stays 0 (§6.4, TV57).
-            ulong physical = access.Value == 0 ? 0 : access.Value - (ulong)vcpu.Apic.TscOffset;
-            Host.ProgramTscDeadline(Host.PcpuOf(vcpu.Index), access.Value != 0 && physical == 0 ? 1 : physical);
+            Host.ProgramTscDeadline(Host.PcpuOf(vcpu.Index), PhysicalTscDeadline(vcpu, access.Value));
         }
 
         // A base MSR write (the x2APIC switch, leaving it) or a TSC write (a new offset) reprograms the bitmap.
         Sync(vcpu);
+    }
+
+    /// <summary>
+    /// ACRN <c>set_tsc_deadline</c> with a TSC offset: the physical MSR gets v − offset, where a
+    /// non-zero v never becomes 0 (which would disarm the timer); 0 stays 0 (§6.4, TV57).
+    /// </summary>
+    private static ulong PhysicalTscDeadline(ulong guestDeadline, long tscOffset)
+    {
+        ulong physical = guestDeadline == 0 ? 0 : guestDeadline - (ulong)tscOffset;
+        return guestDeadline != 0 && physical == 0 ? 1 : physical;
+    }
+
+    /// <summary>
+    /// The physical IA32_TSC_DEADLINE for guest deadline <paramref name="guestDeadline"/> of
+    /// <paramref name="vcpu"/>. The host TSC counts virtual nanoseconds (1 GHz). A guest TSC at that
+    /// rate differs by the offset only (ACRN's v − offset); at another rate (TSC scaling) the host
+    /// deadline is the instant the guest TSC reaches v, which the vLAPIC already computed: its timer
+    /// deadline. A deadline already reached (the vLAPIC fired it at the write) is programmed as 1,
+    /// in the past, and one never reached within virtual time as the largest value.
+    /// </summary>
+    private static ulong PhysicalTscDeadline(Vcpu vcpu, ulong guestDeadline)
+    {
+        if (GuestTscRunsAtHostRate(vcpu) || guestDeadline == 0)
+        {
+            return PhysicalTscDeadline(guestDeadline, vcpu.Apic.TscOffset);
+        }
+
+        if (vcpu.Apic.TscDeadline == 0)
+        {
+            return 1;
+        }
+
+        long deadline = vcpu.Apic.TimerDeadline;
+        return deadline == long.MaxValue ? ulong.MaxValue : Math.Max(1UL, (ulong)deadline);
+    }
+
+    // The host TSC counts virtual ns; a guest TSC at another rate needs TSC scaling.
+    private static bool GuestTscRunsAtHostRate(Vcpu vcpu) => vcpu.Apic.Options.TscFrequencyHz == LocalApic.NanosecondsPerSecond;
+
+    /// <summary>
+    /// After a restore: the restored LAPICs stand for the physical LAPICs of the pinned pCPUs
+    /// (the hypervisor writes them there, as it reads them on a save, which needs nothing beyond
+    /// the base class: nothing is held outside them). Each MSR bitmap is reprogrammed for the
+    /// restored APIC mode and TSC offset, each passed-through pCPU's TSC deadline is armed with the
+    /// restored one (translated as the guest's own WRMSR would be; 0 in the xAPIC phase, where the
+    /// emulated vLAPIC owns the timer), and no translated ICR is left in a physical ICR.
+    /// </summary>
+    public override void OnStateRestored()
+    {
+        base.OnStateRestored();
+        _icrSender = -1;
+        PassthroughHost host = Host;
+        foreach (Vcpu vcpu in Machine.Vcpus)
+        {
+            int i = vcpu.Index;
+            Sync(vcpu);
+            _physicalIcr[i] = 0;
+            ulong deadline = !_passthrough[i] ? 0 :
+                _tscIntercepted[i] ? PhysicalTscDeadline(vcpu, vcpu.Apic.TscDeadline) : vcpu.Apic.TscDeadline;
+            host.ProgramTscDeadline(host.PcpuOf(i), deadline);
+        }
     }
 
     /// <inheritdoc/>
@@ -379,6 +437,13 @@ public sealed class PassthroughMode : VirtualizationMode
         {
             case DeliveryMode.Nmi:
                 SendPhysical(target, message.Vector, DeliveryMode.Nmi, in message, translated);
+                if (target.HostState == VcpuHostState.Halted)
+                {
+                    // As for a fixed vector: HLT exiting is off, so the vCPU halts inside the guest on
+                    // its pCPU, and an NMI resumes a halted processor (SDM "HLT—Halt").
+                    target.SetHostState(VcpuHostState.Running);
+                }
+
                 break;
             case DeliveryMode.Smi:
                 // Never to a pCPU: a physical SMI would run the host's SMM handler. The hypervisor
@@ -510,8 +575,9 @@ public sealed class PassthroughMode : VirtualizationMode
         bool x2Apic = vcpu.Apic.Mode == ApicMode.X2Apic;
 
         // Before the switch the emulated vLAPIC owns the TSC deadline; after it, the MSRs are
-        // intercepted exactly when the TSC offset is not 0 (ACRN set_tsc_msr_interception).
-        return (x2Apic, !x2Apic || vcpu.Apic.TscOffset != 0);
+        // intercepted exactly when the guest TSC is not the host's: a TSC offset other than 0 (ACRN
+        // set_tsc_msr_interception), or a guest TSC rate other than the host's (TSC scaling).
+        return (x2Apic, !x2Apic || vcpu.Apic.TscOffset != 0 || !GuestTscRunsAtHostRate(vcpu));
     }
 
     /// <summary>Brings the bitmap of <paramref name="vcpu"/> in step with its guest's mode and TSC offset.</summary>

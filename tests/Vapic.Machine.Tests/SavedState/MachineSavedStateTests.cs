@@ -84,7 +84,7 @@ public sealed class MachineSavedStateTests
     private static readonly Dictionary<string, RefusalCase> s_refusals = new()
     {
         ["format major 2"] = new(s => s with { FormatVersion = 0x0200 }, SavedStateError.Unsupported, "FormatVersion"),
-        ["format minor newer"] = new(s => s with { FormatVersion = 0x0101 }, SavedStateError.Unsupported, "FormatVersion"),
+        ["format minor newer"] = new(s => s with { FormatVersion = 0x0102 }, SavedStateError.Unsupported, "FormatVersion"),
         ["no configuration"] = new(s => s with { Configuration = null! }, SavedStateError.Missing, "Configuration"),
         ["vCPU count"] = new(s => s with { Configuration = s.Configuration with { ApicIds = [0, 1] } }, SavedStateError.ConfigurationMismatch, "Configuration.VcpuCount"),
         ["APIC ID"] = new(s => s with { Configuration = s.Configuration with { ApicIds = [0, 1, 7] } }, SavedStateError.ConfigurationMismatch, "Configuration.ApicIds[2]"),
@@ -141,14 +141,43 @@ public sealed class MachineSavedStateTests
     }
 
     [Fact]
-    public void UnderAVirtualizationMode_SaveThrowsAndRestoreIsRefused()
+    public void UnderAVirtualizationMode_SavePreparesFirstAndRestoreRebuildsLast()
+    {
+        var options = new MachineOptions { VcpuCount = 2 };
+        var bare = new VirtualMachine(options);
+        bare.Advance(1_234);
+        MachineState state = bare.Save();
+        var mode = new InertVirtualization();
+        var machine = new VirtualMachine(options, mode);
+
+        MachineState saved = machine.Save();
+        Assert.Equal(1, mode.Prepared);
+        Assert.Equal(SavedStateResult.Success, machine.TrySave(out MachineState? again));
+        Assert.Equal(saved, again);
+        Assert.Equal(2, mode.Prepared);
+
+        Assert.Equal(SavedStateResult.Success, machine.Restore(state));
+        Assert.Equal(1, mode.Restored);
+        Assert.Equal(1_234, mode.TimeSeenOnRestore);   // called after the clock (and everything else) was restored
+    }
+
+    [Fact]
+    public void UnderARefusingMode_TrySaveFailsSaveThrowsAndRestoreChangesNothing()
     {
         var options = new MachineOptions { VcpuCount = 1 };
         MachineState state = new VirtualMachine(options).Save();
-        var machine = new VirtualMachine(options, new InertVirtualization());
+        var mode = new InertVirtualization { Refusal = SavedStateResult.Fail(SavedStateError.Unsupported, "Vcpus", "the host cannot read it") };
+        var machine = new VirtualMachine(options, mode);
+        machine.Advance(500);
 
-        Assert.Throws<NotSupportedException>(() => machine.Save());
-        Assert.Equal(SavedStateError.Unsupported, machine.Restore(state).Error);
+        Assert.Equal(mode.Refusal, machine.TrySave(out MachineState? saved));
+        Assert.Null(saved);
+        InvalidOperationException e = Assert.Throws<InvalidOperationException>(() => machine.Save());
+        Assert.Contains("the host cannot read it", e.Message);
+
+        Assert.Equal(mode.Refusal, machine.ValidateState(state));
+        Assert.Equal(mode.Refusal, machine.Restore(state));
+        Assert.Equal((500, 0), (machine.Now, mode.Restored));
     }
 
     [Fact]
@@ -180,11 +209,20 @@ public sealed class MachineSavedStateTests
         state with { Vcpus = state.Vcpus.SetItem(index, change(state.Vcpus[index])) };
 
     /// <summary>A virtualization mode that observes and changes nothing.</summary>
+    /// <summary>A mode that holds nothing and records the saved-state hooks (or refuses both directions).</summary>
     private sealed class InertVirtualization : IInterruptVirtualization
     {
-        public void Attach(VirtualMachine machine)
-        {
-        }
+        private VirtualMachine? _machine;
+
+        public SavedStateResult Refusal { get; init; } = SavedStateResult.Success;
+
+        public int Prepared { get; private set; }
+
+        public int Restored { get; private set; }
+
+        public long TimeSeenOnRestore { get; private set; } = -1;
+
+        public void Attach(VirtualMachine machine) => _machine = machine;
 
         public void OnGuestEntry(Vcpu vcpu)
         {
@@ -215,6 +253,24 @@ public sealed class MachineSavedStateTests
 
         public void OnHostStateChanged(Vcpu vcpu, VcpuHostState previous)
         {
+        }
+
+        public SavedStateResult PrepareForSave()
+        {
+            if (Refusal.IsSuccess)
+            {
+                Prepared++;
+            }
+
+            return Refusal;
+        }
+
+        public SavedStateResult CheckRestore() => Refusal;
+
+        public void OnStateRestored()
+        {
+            Restored++;
+            TimeSeenOnRestore = _machine!.Now;
         }
     }
 }

@@ -13,28 +13,29 @@ public sealed class SavedStateSerializerTests
         var machine = new VirtualMachine(new MachineOptions { VcpuCount = 2 });
         byte[] file = SavedStateSerializer.Serialize(machine.Save());
 
-        // 10 header + machine (8 + 16 + 2×4) + 2 × (vCPU 8 + 16, LAPIC 8 + 224) + IOAPIC (8 + 16 + 24×16) + end 8.
-        Assert.Equal(970, file.Length);
+        // 10 header + machine (8 + 16 + 2×4 + 16) + 2 × (vCPU 8 + 16, LAPIC 8 + 224) + IOAPIC (8 + 16 + 24×16) + end 8.
+        Assert.Equal(986, file.Length);
         Assert.Equal("VAPICSS\0"u8.ToArray(), file[..8]);
-        Assert.Equal(0x0100, U16(file, 8));
+        Assert.Equal(0x0101, U16(file, 8));
 
-        // Machine section at 10.
-        Assert.Equal((1, 0x0100, 24u), (U16(file, 10), U16(file, 12), U32(file, 14)));
+        // Machine section (version 1.1) at 10.
+        Assert.Equal((1, 0x0101, 40u), (U16(file, 10), U16(file, 12), U32(file, 14)));
         Assert.Equal(0L, BinaryPrimitives.ReadInt64LittleEndian(file.AsSpan(18)));
         Assert.Equal(2u, U32(file, 26));
         Assert.Equal((0x20, 46, 0x02, 0), (file[30], file[31], file[32], file[33]));   // IOAPIC 0x20, MAXPHYADDR, extended destination ID, Intel
         Assert.Equal((0u, 1u), (U32(file, 34), U32(file, 38)));
+        Assert.Equal((1_000_000_000UL, 1_000_000_000UL), (U64(file, 42), U64(file, 50)));   // TSC and APIC timer at 1 GHz
 
-        // vCPU 0 at 42: running at the reset vector (CS 0xF000, EIP → 0xFFFF_FFF0).
-        Assert.Equal((2, 0x0100, 16u), (U16(file, 42), U16(file, 44), U32(file, 46)));
-        Assert.Equal(0u, U32(file, 50));
-        Assert.Equal((0, 0), (file[54], file[55]));
-        Assert.Equal(0xF000, U16(file, 56));
-        Assert.Equal(0xFFFF_FFF0UL, U64(file, 58));
+        // vCPU 0 at 58: running at the reset vector (CS 0xF000, EIP → 0xFFFF_FFF0).
+        Assert.Equal((2, 0x0100, 16u), (U16(file, 58), U16(file, 60), U32(file, 62)));
+        Assert.Equal(0u, U32(file, 66));
+        Assert.Equal((0, 0), (file[70], file[71]));
+        Assert.Equal(0xF000, U16(file, 72));
+        Assert.Equal(0xFFFF_FFF0UL, U64(file, 74));
 
-        // LAPIC 0 at 66, payload at 74: the SDM power-on values of the BSP.
-        const int p = 74;
-        Assert.Equal((3, 0x0100, 224u), (U16(file, 66), U16(file, 68), U32(file, 70)));
+        // LAPIC 0 at 82, payload at 90: the SDM power-on values of the BSP.
+        const int p = 90;
+        Assert.Equal((3, 0x0100, 224u), (U16(file, 82), U16(file, 84), U32(file, 86)));
         Assert.Equal(0u, U32(file, p));
         Assert.Equal((1, 0, 0, 0), (file[p + 4], file[p + 5], file[p + 6], file[p + 7]));   // xAPIC, no flags, no events
         Assert.Equal(0xFEE0_0900UL, U64(file, p + 0x08));
@@ -50,18 +51,18 @@ public sealed class SavedStateSerializerTests
         Assert.True(file.AsSpan(p + 0x60, 0x60).IndexOfAnyExcept((byte)0) < 0);   // ISR, TMR, IRR empty
 
         // vCPU 1 waits for SIPI.
-        Assert.Equal((2, 1u, 1), (U16(file, 298), U32(file, 306), file[310]));
+        Assert.Equal((2, 1u, 1), (U16(file, 314), U32(file, 322), file[326]));
 
-        // IOAPIC at 554: version 0x20, 24 pins, every RTE masked.
-        Assert.Equal((4, 0x0100, 16u + (24 * 16)), (U16(file, 554), U16(file, 556), U32(file, 558)));
-        Assert.Equal((0x20, 0, 24, 0), (file[562], file[563], file[564], file[565]));
+        // IOAPIC at 570: version 0x20, 24 pins, every RTE masked.
+        Assert.Equal((4, 0x0100, 16u + (24 * 16)), (U16(file, 570), U16(file, 572), U32(file, 574)));
+        Assert.Equal((0x20, 0, 24, 0), (file[578], file[579], file[580], file[581]));
         for (int pin = 0; pin < 24; pin++)
         {
-            Assert.Equal(0x0001_0000UL, U64(file, 578 + (16 * pin)));
+            Assert.Equal(0x0001_0000UL, U64(file, 594 + (16 * pin)));
         }
 
-        // End at 962.
-        Assert.Equal((0xFFFF, 0x0100, 0u), (U16(file, 962), U16(file, 964), U32(file, 966)));
+        // End at 978.
+        Assert.Equal((0xFFFF, 0x0100, 0u), (U16(file, 978), U16(file, 980), U32(file, 982)));
     }
 
     [Fact]
@@ -86,33 +87,33 @@ public sealed class SavedStateSerializerTests
         { "magic", SavedStateFormatError.BadMagic, 6 },
         { "header cut", SavedStateFormatError.Truncated, 9 },
         { "format major 2", SavedStateFormatError.UnsupportedVersion, 8 },
-        { "format minor 1", SavedStateFormatError.UnsupportedVersion, 8 },
-        { "section minor 1", SavedStateFormatError.UnsupportedVersion, 68 },
-        { "no end section", SavedStateFormatError.Truncated, 962 },
-        { "section header cut", SavedStateFormatError.Truncated, 962 },
-        { "payload cut", SavedStateFormatError.Truncated, 558 },
-        { "LAPIC length 223", SavedStateFormatError.LengthMismatch, 70 },
-        { "vCPU length 17", SavedStateFormatError.LengthMismatch, 46 },
+        { "format minor 2", SavedStateFormatError.UnsupportedVersion, 8 },
+        { "section minor 1", SavedStateFormatError.UnsupportedVersion, 84 },
+        { "no end section", SavedStateFormatError.Truncated, 978 },
+        { "section header cut", SavedStateFormatError.Truncated, 978 },
+        { "payload cut", SavedStateFormatError.Truncated, 574 },
+        { "LAPIC length 223", SavedStateFormatError.LengthMismatch, 86 },
+        { "vCPU length 17", SavedStateFormatError.LengthMismatch, 62 },
         { "machine length", SavedStateFormatError.LengthMismatch, 14 },
-        { "IOAPIC length", SavedStateFormatError.LengthMismatch, 558 },
-        { "end with payload", SavedStateFormatError.LengthMismatch, 966 },
-        { "unknown section", SavedStateFormatError.UnknownSectionType, 554 },
-        { "trailing byte", SavedStateFormatError.TrailingBytes, 970 },
-        { "second LAPIC for vCPU 0", SavedStateFormatError.DuplicateSection, 298 },
-        { "second vCPU section for vCPU 1", SavedStateFormatError.DuplicateSection, 322 },
-        { "second machine", SavedStateFormatError.DuplicateSection, 42 },
-        { "second IOAPIC", SavedStateFormatError.DuplicateSection, 962 },
-        { "no IOAPIC", SavedStateFormatError.MissingSection, 554 },
-        { "no LAPIC for vCPU 1", SavedStateFormatError.MissingSection, 730 },
+        { "IOAPIC length", SavedStateFormatError.LengthMismatch, 574 },
+        { "end with payload", SavedStateFormatError.LengthMismatch, 982 },
+        { "unknown section", SavedStateFormatError.UnknownSectionType, 570 },
+        { "trailing byte", SavedStateFormatError.TrailingBytes, 986 },
+        { "second LAPIC for vCPU 0", SavedStateFormatError.DuplicateSection, 314 },
+        { "second vCPU section for vCPU 1", SavedStateFormatError.DuplicateSection, 338 },
+        { "second machine", SavedStateFormatError.DuplicateSection, 58 },
+        { "second IOAPIC", SavedStateFormatError.DuplicateSection, 978 },
+        { "no IOAPIC", SavedStateFormatError.MissingSection, 570 },
+        { "no LAPIC for vCPU 1", SavedStateFormatError.MissingSection, 746 },
         { "vCPU before machine", SavedStateFormatError.OutOfOrder, 10 },
         { "vCPU count 0", SavedStateFormatError.InvalidValue, 26 },
         { "machine flag bit 2", SavedStateFormatError.InvalidValue, 32 },
         { "CPU vendor 2", SavedStateFormatError.InvalidValue, 33 },
-        { "vCPU index 2", SavedStateFormatError.InvalidValue, 50 },
-        { "LAPIC flag bit 7", SavedStateFormatError.InvalidValue, 79 },
-        { "expiry without armed flag", SavedStateFormatError.InvalidValue, 74 + 0xD8 },
-        { "line level 2", SavedStateFormatError.InvalidValue, 578 + 8 },
-        { "no pins", SavedStateFormatError.InvalidValue, 564 },
+        { "vCPU index 2", SavedStateFormatError.InvalidValue, 66 },
+        { "LAPIC flag bit 7", SavedStateFormatError.InvalidValue, 95 },
+        { "expiry without armed flag", SavedStateFormatError.InvalidValue, 90 + 0xD8 },
+        { "line level 2", SavedStateFormatError.InvalidValue, 594 + 8 },
+        { "no pins", SavedStateFormatError.InvalidValue, 580 },
     };
 
     [Theory]
@@ -174,18 +175,18 @@ public sealed class SavedStateSerializerTests
             case "format major 2":
                 f[9] = 2;
                 return f;
-            case "format minor 1":
-                f[8] = 1;
+            case "format minor 2":
+                f[8] = 2;
                 return f;
             case "section minor 1":
-                f[68] = 1;
+                f[84] = 1;
                 return f;
             case "no end section":
-                return f[..962];
+                return f[..978];
             case "section header cut":
-                return f[..965];
+                return f[..981];
             case "payload cut":
-                return f[..700];
+                return f[..716];
             case "LAPIC length 223":
                 sections[2] = Resize(sections[2], 223);
                 return Join(sections);
@@ -202,7 +203,7 @@ public sealed class SavedStateSerializerTests
                 sections[6] = Resize(sections[6], 1);
                 return Join(sections);
             case "unknown section":
-                f[554] = 5;
+                f[570] = 5;
                 return f;
             case "trailing byte":
                 return [.. f, 0];
@@ -237,16 +238,16 @@ public sealed class SavedStateSerializerTests
                 f[33] = 2;
                 return f;
             case "vCPU index 2":
-                f[50] = 2;
+                f[66] = 2;
                 return f;
             case "LAPIC flag bit 7":
-                f[79] |= 0x80;
+                f[95] |= 0x80;
                 return f;
             case "expiry without armed flag":
-                f[74 + 0xD8] = 1;
+                f[90 + 0xD8] = 1;
                 return f;
             case "line level 2":
-                f[578 + 8] = 2;
+                f[594 + 8] = 2;
                 return f;
             case "no pins":
                 sections[5] = Resize(sections[5], 16);
@@ -271,7 +272,7 @@ public sealed class SavedStateSerializerTests
         return sections;
     }
 
-    private static byte[] Join(List<byte[]> sections) => [.. "VAPICSS\0"u8.ToArray(), 0x00, 0x01, .. sections.SelectMany(s => s)];
+    private static byte[] Join(List<byte[]> sections) => [.. "VAPICSS\0"u8.ToArray(), 0x01, 0x01, .. sections.SelectMany(s => s)];
 
     /// <summary>The section with its payload cut or zero-extended to <paramref name="payloadLength"/> and its length field to match.</summary>
     private static byte[] Resize(byte[] section, int payloadLength)

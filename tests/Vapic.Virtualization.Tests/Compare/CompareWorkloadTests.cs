@@ -62,6 +62,7 @@ public class CompareWorkloadTests
     [InlineData("ipi-storm", 2, 2L)]
     [InlineData("broadcast", 3, 6L)]
     [InlineData("mixed", 2, 8L)]
+    [InlineData("idle", 8, 0L)]
     public void InterruptsPerRoundFollowTheSchedule(string workload, int vcpus, long perRound)
     {
         Assert.True(CompareWorkloads.TryParse(workload, out CompareWorkloadKind kind));
@@ -112,13 +113,14 @@ public class CompareWorkloadTests
             "broadcast" => (n + (n * (n - 1)), n * (n - 1)),
             "timer" or "device" => (n, n),
             "mixed" => (n + ((x2Apic ? 2 : 3) * n) + 1 + (n - 1) + n + 1, n + n + (n - 1) + n + 1),
+            "idle" => (0, 0),
             _ => throw new ArgumentException(workload),
         };
 
         ComparisonResult result = ComparisonRunner.Run(Options(workload, x2Apic, haltIdle), modes: ["emulated"]);
         Assert.Empty(result.Failures);
         LedgerCounts c = Assert.Single(result.Modes).Counts;
-        long delivered = n * Rounds * (workload switch { "broadcast" => n - 1, "mixed" => 4, _ => 1 });
+        long delivered = n * Rounds * (workload switch { "broadcast" => n - 1, "mixed" => 4, "idle" => 0, _ => 1 });
 
         Assert.Equal(x2Apic ? accesses * Rounds : 0, c.ExitsOf(ExitReason.MsrWrite));
         Assert.Equal(x2Apic ? 0 : accesses * Rounds, c.ExitsOf(ExitReason.ApicMmio));
@@ -230,7 +232,7 @@ public class CompareWorkloadTests
     [Fact]
     public void WorkloadNamesRoundTrip()
     {
-        Assert.Equal(["ipi-storm", "broadcast", "timer", "device", "mixed"], CompareWorkloads.Names);
+        Assert.Equal(["ipi-storm", "broadcast", "timer", "device", "mixed", "idle"], CompareWorkloads.Names);
         foreach (CompareWorkloadKind kind in Enum.GetValues<CompareWorkloadKind>())
         {
             Assert.True(CompareWorkloads.TryParse(CompareWorkloads.NameOf(kind), out CompareWorkloadKind parsed));

@@ -72,6 +72,10 @@ public sealed class MachineConfigurationTests
     [InlineData("passthrough.toml", "passthrough", 160)] // device, 4 vCPUs, 40 rounds: 4 × 40
     [InlineData("savic.toml", "savic", 120)]            // timer, 4 vCPUs, 30 rounds: 4 × 30
     [InlineData("locked-x2apic.toml", "apicv", 240)]    // ipi-storm, 16 vCPUs, 15 rounds: 16 × 15
+    // mixed, 4 vCPUs, 10 rounds: 16 × 10, plus the devices over (0, 100,000 ns]: four MSI queues
+    // every 3,000 ns (33 each, from 3,000 or 1,500), a level line every 7,000 (14), an edge pin
+    // every 20,000 (5) and an NMI every 25,000 limited to 3: 160 + 132 + 14 + 5 + 3.
+    [InlineData("devices.toml", "apicv", 314)]
     public void ExamplesDeliverEveryInterruptTheirScheduleSends(string file, string mode, long interrupts)
     {
         MachineConfiguration configuration = MachineConfigurationLoader.Load(Path.Combine(ExamplesDirectory, file)).Configuration!;
@@ -95,6 +99,8 @@ public sealed class MachineConfigurationTests
             tsc_offset = -5
             extended_destination_id = false
             max_physical_address_bits = 48
+            tsc_frequency_hz = 3000000000
+            apic_timer_frequency_hz = 31250000
 
             [cost]
             ExitRoundTrip = 1500
@@ -122,6 +128,8 @@ public sealed class MachineConfigurationTests
         Assert.Equal(-5, c.Machine.TscOffset);
         Assert.False(c.Machine.ExtendedDestinationId);
         Assert.Equal(48, c.Machine.MaxPhysicalAddressBits);
+        Assert.Equal(3_000_000_000, c.Machine.TscFrequencyHz);
+        Assert.Equal(31_250_000, c.Machine.ApicTimerFrequencyHz);
         Assert.Equal(1500, c.CostModel.ExitRoundTrip);
         Assert.Equal(2000, c.CostModel.VmgexitRoundTrip);
         Assert.Equal(800, c.CostModel.MmioEmulation);

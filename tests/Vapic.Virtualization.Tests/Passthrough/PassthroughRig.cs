@@ -14,10 +14,10 @@ internal sealed class PassthroughRig
 {
     public const ulong ApicBase = 0xFEE0_0000;
 
-    public PassthroughRig(int vcpus = 3, bool switchToX2Apic = true, PassthroughOptions? options = null, long tscOffset = 0, bool forceX2Apic = false)
+    public PassthroughRig(int vcpus = 3, bool switchToX2Apic = true, PassthroughOptions? options = null, long tscOffset = 0, bool forceX2Apic = false, long tscFrequencyHz = MachineOptions.DefaultFrequencyHz)
     {
         Mode = new PassthroughMode(options);
-        Machine = new VirtualMachine(new MachineOptions { VcpuCount = vcpus, TscOffset = tscOffset, ForceX2Apic = forceX2Apic }, Mode);
+        Machine = new VirtualMachine(new MachineOptions { VcpuCount = vcpus, TscOffset = tscOffset, ForceX2Apic = forceX2Apic, TscFrequencyHz = tscFrequencyHz }, Mode);
         Boot();
         if (switchToX2Apic)
         {

@@ -151,6 +151,46 @@ public class PassthroughScenarioTests
     }
 
     [Fact]
+    public void TscDeadline_AtAScaledTscRate_IsInterceptedAndArmedAtTheInstantTheGuestTscReachesIt()
+    {
+        // A 2.5 GHz guest TSC on a host whose TSC counts virtual ns: TSC scaling, so even with offset 0
+        // the guest's deadline is not the host's and the MSR stays intercepted.
+        var rig = new PassthroughRig(vcpus: 1, tscFrequencyHz: 2_500_000_000);
+        Assert.True(rig.Mode.IsPassthroughActive(0));
+        Assert.True(rig.Mode.GetMsrBitmap(0).IsWriteIntercepted(0x6E0));
+        rig.Write(0, 0x320, 0x4_0031);
+        rig.Machine.Advance(1000);
+        Assert.Equal(ApicAccessResult.Ok, rig[0].ReadMsr(0x10, out ulong tsc));
+        Assert.Equal((ulong)(rig.Machine.Now * 5 / 2), tsc);
+
+        // 2501 ticks ahead: ceil(2501 / 2.5) = 1001 ns later.
+        var d = rig.Measure();
+        Assert.Equal(ApicAccessResult.Ok, rig[0].WriteMsr(0x6E0, tsc + 2501));
+        Assert.Equal(1L, d.TotalExits);
+        Assert.Equal((ulong)(rig.Machine.Now + 1001), rig.Host.PhysicalTscDeadline(rig.Host.PcpuOf(0)));
+
+        // A deadline already reached fires at the write; the physical one is in the past.
+        Assert.Equal(ApicAccessResult.Ok, rig[0].WriteMsr(0x6E0, tsc - 1));
+        Assert.Equal(1UL, rig.Host.PhysicalTscDeadline(rig.Host.PcpuOf(0)));
+    }
+
+    [Fact]
+    public void NmiToAHaltedPassthroughVcpu_ResumesItInTheGuest()
+    {
+        var rig = new PassthroughRig(vcpus: 2);
+        rig[1].SetHostState(VcpuHostState.Halted);
+
+        // A device NMI (MSI, delivery mode NMI) to vCPU 1: a physical NMI to its pCPU, which resumes
+        // it from HLT inside the guest (HLT exiting is off) without a host wake-up.
+        var d = rig.Measure();
+        Assert.Equal(MsiDecodeResult.Ok, rig.Machine.SendMsi(Msi.EncodeAddress(1, DestinationMode.Physical, redirectionHint: false), Msi.EncodeData(0, DeliveryMode.Nmi, levelTriggered: false)));
+        Assert.Equal(VcpuHostState.Running, rig[1].HostState);
+        Assert.Equal(0L, d.TotalExits);
+        Assert.Equal(1, d.PhysicalIpis);
+        Assert.Equal(CpuEventKind.Nmi, rig[1].Accept().Kind);
+    }
+
+    [Fact]
     public void IcrWithReservedBits_FaultsAndSendsNothing()
     {
         var rig = new PassthroughRig(vcpus: 2);
