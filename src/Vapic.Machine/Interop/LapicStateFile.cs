@@ -50,14 +50,58 @@ public static class LapicStateFile
         data.StartsWith(KvmMagic) ? LapicStateFormat.Kvm : LapicStateFormat.Xen;
 
     /// <summary>Reads every vCPU's LAPIC state from <paramref name="data"/> in <paramref name="format"/>.</summary>
-    public static LapicFileReadResult Read(LapicStateFormat format, ReadOnlySpan<byte> data) => format switch
+    public static LapicFileReadResult Read(LapicStateFormat format, ReadOnlySpan<byte> data) => Checked(format switch
     {
         LapicStateFormat.Kvm => ReadKvm(data),
         LapicStateFormat.Xen => ReadXen(data),
         _ => ReadVapic(data),
-    };
+    });
+
+    /// <summary>
+    /// What every format must hold for the APICs to belong to one machine, so that whatever one
+    /// format reads, every other writes and reads back: x2APIC IDs unique, and each APIC's mode the
+    /// one its IA32_APIC_BASE names (EN and EXTD; EXTD without EN is invalid, SDM "x2APIC State
+    /// Transitions").
+    /// </summary>
+    private static LapicFileReadResult Checked(LapicFileReadResult read)
+    {
+        if (!read.IsSuccess)
+        {
+            return read;
+        }
+
+        ImmutableArray<LocalApicState> apics = read.Apics;
+        var ids = new Dictionary<uint, int>(apics.Length);
+        for (int i = 0; i < apics.Length; i++)
+        {
+            LocalApicState s = apics[i];
+            bool enabled = (s.BaseMsr & ApicBaseMsr.GlobalEnable) != 0;
+            bool extended = (s.BaseMsr & ApicBaseMsr.X2ApicEnable) != 0;
+            if (extended && !enabled)
+            {
+                return LapicFileReadResult.Fail(InteropError.InvalidApicMode, 0, $"vCPU {i}: IA32_APIC_BASE 0x{s.BaseMsr:x} sets EXTD without EN");
+            }
+
+            ApicMode mode = !enabled ? ApicMode.Disabled : extended ? ApicMode.X2Apic : ApicMode.XApic;
+            if (s.Mode != mode)
+            {
+                return LapicFileReadResult.Fail(InteropError.Inconsistent, 0, $"vCPU {i}: saved in {s.Mode} mode, but IA32_APIC_BASE 0x{s.BaseMsr:x} says {mode}");
+            }
+
+            if (!ids.TryAdd(s.X2ApicId, i))
+            {
+                return LapicFileReadResult.Fail(InteropError.Inconsistent, 0, $"vCPU {i}: x2APIC ID 0x{s.X2ApicId:x} repeats vCPU {ids[s.X2ApicId]}'s");
+            }
+        }
+
+        return read;
+    }
 
     /// <summary>Writes <paramref name="apics"/> (vCPU order, at least one) in <paramref name="format"/>.</summary>
+    /// <exception cref="ArgumentException">
+    /// The format cannot carry these APICs: for Vapic, no machine has their IDs; for Xen, an APIC
+    /// outside x2APIC mode whose ID register is not its initial APIC ID.
+    /// </exception>
     /// <param name="format">The format.</param>
     /// <param name="apics">The states.</param>
     /// <param name="x2ApicApi32BitIds">KVM only: write the x2APIC-API 32-bit ID format.</param>
@@ -225,6 +269,19 @@ public static class LapicStateFile
 
     private static byte[] WriteXen(IReadOnlyList<LocalApicState> apics)
     {
+        for (int i = 0; i < apics.Count; i++)
+        {
+            LocalApicState s = apics[i];
+            if (s.Mode != ApicMode.X2Apic && s.XApicId >> 24 != s.X2ApicId)
+            {
+                // Xen's records carry no initial APIC ID: outside x2APIC mode a reader takes it from
+                // the ID register, which the guest may have rewritten (SDM "Local APIC ID").
+                throw new ArgumentException(
+                    $"vCPU {i}: its xAPIC ID register (0x{s.XApicId >> 24:x}) is not its initial APIC ID 0x{s.X2ApicId:x}, which Xen's LAPIC records cannot carry",
+                    nameof(apics));
+            }
+        }
+
         // Xen saves all LAPIC records, then all LAPIC_REGS records, each handler over every vCPU.
         int recordBytes = XenLapicRecord.DescriptorSize + XenLapicRecord.Size;
         int regsBytes = XenLapicRecord.DescriptorSize + LapicPage.Size;

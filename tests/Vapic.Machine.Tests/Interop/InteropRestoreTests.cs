@@ -121,4 +121,37 @@ public sealed class InteropRestoreTests
         Assert.Equal(0x40u, Read(machine.GetVcpu(0), 0x080));
         Assert.Equal(0x1FFu, Read(machine.GetVcpu(0), 0x0F0));
     }
+
+    [Fact]
+    public void Xen_RefusesAnXApicWhoseIdRegisterIsNotItsInitialId()
+    {
+        // The guest rewrote its xAPIC ID (writable, SDM "Local APIC ID"): Xen's records carry only
+        // the register, so the initial APIC ID 3 could not come back.
+        var machine = new VirtualMachine(new MachineOptions { VcpuCount = 1, ApicIds = [3] });
+        Assert.Equal(ApicAccessResult.Ok, machine.GetVcpu(0).WriteMmio(ApicBase + 0x020, 0x0700_0000));
+        LocalApicState state = machine.Save().Vcpus[0].Apic;
+        ArgumentException refused = Assert.Throws<ArgumentException>(() => LapicStateFile.Write(LapicStateFormat.Xen, [state]));
+        Assert.Contains("initial APIC ID 0x3", refused.Message, StringComparison.Ordinal);
+
+        // KVM's container carries the x2APIC ID beside the page: it converts and reads back.
+        LapicFileReadResult kvm = LapicStateFile.Read(LapicStateFormat.Kvm, LapicStateFile.Write(LapicStateFormat.Kvm, [state]));
+        Assert.True(kvm.IsSuccess, kvm.ToString());
+        Assert.Equal(3u, kvm.Apics[0].X2ApicId);
+        Assert.Equal(0x0700_0000u, kvm.Apics[0].XApicId);
+    }
+
+    [Fact]
+    public void Readers_RefuseApicsNoMachineHas()
+    {
+        var machine = new VirtualMachine(new MachineOptions { VcpuCount = 1, ApicIds = [3] });
+        LocalApicState state = machine.Save().Vcpus[0].Apic;
+        byte[] file = LapicStateFile.Write(LapicStateFormat.Kvm, [state]);
+        Assert.True(LapicStateFile.Read(LapicStateFormat.Kvm, file).IsSuccess);
+
+        // The saved mode must be the one IA32_APIC_BASE names.
+        byte[] vapic = LapicStateFile.Write(LapicStateFormat.Vapic, [state with { Mode = ApicMode.X2Apic }]);
+        LapicFileReadResult read = LapicStateFile.Read(LapicStateFormat.Vapic, vapic);
+        Assert.Equal(InteropError.Inconsistent, read.Error);
+        Assert.Contains("says XApic", read.Message, StringComparison.Ordinal);
+    }
 }
