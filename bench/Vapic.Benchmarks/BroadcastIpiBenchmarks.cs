@@ -52,7 +52,10 @@ public class BroadcastIpiBenchmarks
     /// <summary>
     /// The broadcast alone: ICR write, destination resolution (the list of x2APIC-mode vCPUs) and
     /// acceptance at each of the 4,096 LAPICs. The vector is already pending (setup), so each
-    /// acceptance takes the IRR-merge branch, which does the same work as a first acceptance.
+    /// acceptance takes the IRR-merge branch: it checks the LAPIC's enables, reads its IRR and TMR
+    /// words and counts the merge, but stores neither word (both already hold what the message
+    /// asks for). A first acceptance also writes the IRR word; <see cref="BroadcastAcceptEoi"/>
+    /// measures that case.
     /// </summary>
     [Benchmark(OperationsPerInvoke = VcpuCount)]
     public void Broadcast() => _source.WriteMsr(GuestSetup.MsrIcr, BroadcastCommand);

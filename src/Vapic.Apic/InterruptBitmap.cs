@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -98,6 +99,11 @@ public struct InterruptBitmap : IEquatable<InterruptBitmap>
 
     /// <summary>Replaces the 64-bit word <paramref name="index"/> (0..3).</summary>
     public void SetWord(int index, ulong value) => _words[index & 3] = value;
+
+    /// <summary>The 64-bit word <paramref name="index"/> (0..3) in place, for acceptance loops that update it directly.</summary>
+    [UnscopedRef]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref ulong Word(int index) => ref _words[index & 3];
 
     /// <summary>Clears every vector.</summary>
     public void ClearAll() => this = default;

@@ -41,6 +41,11 @@ internal sealed class ApicRouter
     private int[] _xapicMembers = [];   // every vCPU in xAPIC mode, ascending
     private int[] _x2apicMembers = [];  // every vCPU in x2APIC mode, ascending
 
+    // The LAPICs of every vCPU, of _xapicMembers and of _x2apicMembers, for fixed broadcasts.
+    private readonly LocalApic.BroadcastGroup _allApics;
+    private LocalApic.BroadcastGroup _xapicGroup = new([]);
+    private LocalApic.BroadcastGroup _x2apicGroup = new([]);
+
     // Logical xAPIC: flat model, per LDR bit; cluster model, per (cluster 0..15, member bit 0..3).
     private readonly int[][] _flat = new int[8][];
     private readonly int[][] _cluster = new int[64][];
@@ -60,6 +65,7 @@ internal sealed class ApicRouter
             _apics[i] = vcpus[i].Apic;
         }
 
+        _allApics = new LocalApic.BroadcastGroup(_apics);
         _counters = counters;
         _virtualization = virtualization;
         _scratch = new int[vcpus.Length];
@@ -93,6 +99,11 @@ internal sealed class ApicRouter
             return -1;
         }
 
+        if (_virtualization is null && TryDeliverFixedBroadcast(in message, out int broadcastResult))
+        {
+            return broadcastResult;
+        }
+
         int count = CollectTargets(in message);
         if (count == 0)
         {
@@ -114,8 +125,8 @@ internal sealed class ApicRouter
         int accepted = 0;
         if (mode == DeliveryMode.Fixed && _virtualization is null)
         {
-            // The common case (fixed, no mode attached) walks the LAPICs directly: no per-target
-            // delivery-mode dispatch, one array load per target (broadcasts to 4096 vCPUs).
+            // Fixed without a mode attached (broadcasts went to a BroadcastGroup above) walks
+            // the LAPICs directly: no per-target delivery-mode dispatch, one array load per target.
             LocalApic[] apics = _apics;
             int[] scratch = _scratch;
             byte vector = message.Vector;
@@ -141,6 +152,89 @@ internal sealed class ApicRouter
 
         return accepted;
     }
+
+    /// <summary>
+    /// Delivers a fixed message to every member of a destination set the router keeps as a
+    /// <see cref="LocalApic.BroadcastGroup"/>: the shorthands "all including self" and "all
+    /// excluding self", and the physical broadcasts 0xFFFF_FFFF (every x2APIC-mode LAPIC) and 0xFF
+    /// (every xAPIC-mode LAPIC, and the x2APIC-mode LAPIC whose ID is 0xFF, as
+    /// <see cref="CollectTargets"/> has it). The group accepts at its members in one loop, without
+    /// the index list and the per-target mode dispatch (a broadcast reaches up to 4,096 LAPICs).
+    /// Returns false, delivering nothing, for every other message.
+    /// </summary>
+    private bool TryDeliverFixedBroadcast(in InterruptMessage message, out int result)
+    {
+        byte vector = message.Vector;
+        bool level = message.LevelTriggered;
+        switch (message.Shorthand)
+        {
+            case DestinationShorthand.AllIncludingSelf when IsPlainFixed(in message):
+                result = _allApics.AcceptFixed(0, _allApics.Count, vector, level);
+                return true;
+            case DestinationShorthand.AllExcludingSelf when IsPlainFixed(in message):
+                int self = message.SourceVcpu;
+                int n = _allApics.Count;
+                if ((uint)self >= (uint)n)
+                {
+                    result = _allApics.AcceptFixed(0, n, vector, level);
+                }
+                else if (n == 1)
+                {
+                    result = NoDestination();
+                }
+                else
+                {
+                    result = _allApics.AcceptFixed(0, self, vector, level) +
+                        _allApics.AcceptFixed(self + 1, n - self - 1, vector, level);
+                }
+
+                return true;
+            case DestinationShorthand.None when message.DestinationMode == DestinationMode.Physical:
+                if (message.Destination == InterruptMessage.X2ApicBroadcast && IsPlainFixed(in message))
+                {
+                    result = _x2apicGroup.Count == 0
+                        ? NoDestination()
+                        : _x2apicGroup.AcceptFixed(0, _x2apicGroup.Count, vector, level);
+                    return true;
+                }
+
+                // Physical 0xFF is a fixed broadcast to the xAPIC-mode LAPICs even when the message
+                // asks for lowest priority or has RH = 1 (lapic-reference §10, KVM); an x2APIC-mode
+                // LAPIC reads it as its own physical ID 0xFF (A22).
+                if (message.Destination == InterruptMessage.XApicBroadcast &&
+                    message.DeliveryMode is DeliveryMode.Fixed or DeliveryMode.LowestPriority)
+                {
+                    int v = FindX2Apic(InterruptMessage.XApicBroadcast);
+                    if (_xapicGroup.Count == 0 && v < 0)
+                    {
+                        result = NoDestination();
+                        return true;
+                    }
+
+                    result = _xapicGroup.AcceptFixed(0, _xapicGroup.Count, vector, level);
+                    if (v >= 0)
+                    {
+                        result += _allApics.AcceptFixed(v, 1, vector, level);
+                    }
+
+                    return true;
+                }
+
+                break;
+        }
+
+        result = 0;
+        return false;
+    }
+
+    private int NoDestination()
+    {
+        _counters.NoDestination++;
+        return -1;
+    }
+
+    private static bool IsPlainFixed(in InterruptMessage message) =>
+        message.DeliveryMode == DeliveryMode.Fixed && !message.RedirectionHint;
 
     private int DeliverLowestPriority(in InterruptMessage message, int count)
     {
@@ -353,6 +447,17 @@ internal sealed class ApicRouter
         return n;
     }
 
+    private LocalApic.BroadcastGroup MemberGroup(int[] members)
+    {
+        var apics = new LocalApic[members.Length];
+        for (int i = 0; i < members.Length; i++)
+        {
+            apics[i] = _apics[members[i]];
+        }
+
+        return new LocalApic.BroadcastGroup(apics);
+    }
+
     private int FindX2Apic(uint id)
     {
         if (id < (uint)_x2apicById.Length)
@@ -476,6 +581,8 @@ internal sealed class ApicRouter
 
         _xapicMembers = [.. xapic];
         _x2apicMembers = [.. x2apic];
+        _xapicGroup = MemberGroup(_xapicMembers);
+        _x2apicGroup = MemberGroup(_x2apicMembers);
         for (int i = 0; i < 8; i++)
         {
             _flat[i] = flat[i] is null ? [] : [.. flat[i]];
