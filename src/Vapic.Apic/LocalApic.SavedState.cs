@@ -370,22 +370,20 @@ public sealed partial class LocalApic
                 else if (s.TscDeadline > s.Tsc)
                 {
                     // The expiry is where the TSC reaches the deadline, or none when that instant lies
-                    // beyond the end of virtual time (as an IA32_TSC_DEADLINE write computes it). The
-                    // TSC needs `distance` more ticks; at any rate but 1 GHz the save instant may have
-                    // fallen part-way into a tick, so the recorded wait lies between the wait from the
-                    // very end of a tick and the wait from its start (one value at 1 GHz).
+                    // beyond the end of virtual time, exactly as an IA32_TSC_DEADLINE write computes it
+                    // at the restore instant (the TSC continues from its saved value there). A machine
+                    // restores at its save instant, so a real save always matches; at a rate other
+                    // than 1 GHz a LAPIC restored alone at another instant may sit at another phase
+                    // of a TSC tick, and then only the wait from that phase is accepted.
                     ulong distance = s.TscDeadline - s.Tsc;
-                    bool representable = TimeAfterTscTicks(now, distance) != long.MaxValue;
+                    long expiry = TimeAfterTscTicks(now, distance);
+                    bool representable = expiry != long.MaxValue;
                     if (s.TimerExpiresInNs is long expiresIn)
                     {
-                        long frequency = Options.TscFrequencyHz;
-                        Int128 shortest = CeilingDivide((((Int128)distance - 1) * NanosecondsPerSecond) + 1, frequency);
-                        Int128 longest = CeilingDivide((Int128)distance * NanosecondsPerSecond, frequency);
-                        if (expiresIn < shortest || expiresIn > longest)
+                        if (representable && expiresIn != expiry - now)
                         {
-                            string expected = shortest == longest ? $"in {longest} ns" : $"in {shortest} to {longest} ns";
                             return Fail(SavedStateError.Inconsistent, nameof(s.TimerExpiresInNs),
-                                $"expiry in {expiresIn} ns, but at {frequency} Hz the TSC reaches IA32_TSC_DEADLINE {distance} ticks ahead {expected}");
+                                $"expiry in {expiresIn} ns, but at {Options.TscFrequencyHz} Hz the TSC reaches IA32_TSC_DEADLINE {distance} ticks ahead in {expiry - now} ns");
                         }
 
                         if (!representable)

@@ -312,28 +312,34 @@ public sealed class LocalApicTimerFrequencyTests
     }
 
     [Fact]
-    public void SavedState_TscDeadline_RestoredAtAnotherPhase_FiresWhereThatTscReachesIt()
+    public void SavedState_TscDeadline_RestoredAtAnotherPhase_TakesOnlyTheWaitFromThatPhase()
     {
-        // Saved half-way into a 1 µs tick, restored at a tick boundary: the TSC continues from 1, and
-        // the 2 remaining ticks take 2,000 ns from there (the saved wait was 1,500 ns).
+        // Saved half-way into a 1 µs tick: 2 ticks to go take 1,500 ns from there.
         var source = new TscHost(1_000_000L) { Now = 1_500 };
         source.ArmDeadlineMode();
         source.Wrmsr(0x6E0, 3);
         LocalApicState state = source.Apic.Save();
         Assert.Equal(1_500L, state.TimerExpiresInNs);
 
+        // Restored alone at a tick boundary the TSC continues from 1, and the 2 ticks take 2,000 ns:
+        // the recorded 1,500 would fire before the TSC reaches the deadline, so it is refused...
         var target = new TscHost(1_000_000L) { Now = 7_000 };
-        Assert.True(target.Apic.Restore(state).IsSuccess);
+        SavedStateResult refused = target.Apic.Restore(state);
+        Assert.Equal((SavedStateError.Inconsistent, nameof(LocalApicState.TimerExpiresInNs)), (refused.Error, refused.Field));
+        Assert.Equal(long.MaxValue, target.Apic.TimerDeadline);
+
+        // ...and the wait from that phase is taken.
+        Assert.True(target.Apic.Restore(state with { TimerExpiresInNs = 2_000 }).IsSuccess);
         Assert.Equal(1UL, target.Apic.GuestTscNow);
         Assert.Equal(9_000L, target.Apic.TimerDeadline);
     }
 
-    [Theory] // 1 MHz, 5 ticks to go: the wait lies in ⌈(4 × 10^9 + 1) / 10^6⌉ … ⌈5 × 10^9 / 10^6⌉ = 4001 … 5000 ns.
-    [InlineData(4_000L, false)]
-    [InlineData(4_001L, true)]
+    [Theory] // 1 MHz, 5 ticks to go from a tick boundary: exactly 5,000 ns.
+    [InlineData(4_001L, false)]
+    [InlineData(4_999L, false)]
     [InlineData(5_000L, true)]
     [InlineData(5_001L, false)]
-    public void SavedState_TscDeadlineExpiry_MustBeWhereSomeTickPhaseReachesTheDeadline(long expiresIn, bool valid)
+    public void SavedState_TscDeadlineExpiry_MustBeWhereTheTscReachesTheDeadline(long expiresIn, bool valid)
     {
         var host = new TscHost(1_000_000L) { Now = 3_000 };
         host.ArmDeadlineMode();

@@ -325,21 +325,7 @@ internal sealed class MachineDriver
                 {
                     int pin = (int)(op.A % Pins);
                     effect.Pin = pin;
-                    switch (op.B % 3)
-                    {
-                        case 0:
-                            Machine.SetIrq(pin, true);
-                            break;
-                        case 1:
-                            Machine.SetIrq(pin, false);
-                            break;
-                        default:
-                            Machine.SetIrq(pin, true);
-                            Machine.SetIrq(pin, false);
-                            break;
-                    }
-
-                    Log($"irq {pin} {op.B % 3}");
+                    Log($"irq {pin} {WorkloadDriver.DriveIrq(Machine, pin, op.B)}");
                     break;
                 }
 

@@ -15,7 +15,7 @@ public sealed class SavedStateProperties
 {
     [Fact]
     public void SaveToBytesAndRestore_ContinuesExactlyLikeTheUninterruptedMachine() =>
-        Gen.Select(SavedStateMachineSpec.Generator, WorkloadStep.Generator.Array[2, 120], Gen.Double[0, 1])
+        Gen.Select(SavedStateMachineSpec.Generator, SavedStateDriver.Steps.Array[2, 120], Gen.Double[0, 1])
             .Sample((spec, steps, splitFraction) =>
             {
                 int split = (int)(splitFraction * steps.Length);
@@ -54,7 +54,7 @@ public sealed class SavedStateProperties
 
     [Fact]
     public void CorruptBytes_NeverThrowAndNeverHalfRestore() =>
-        Gen.Select(SavedStateMachineSpec.Generator, WorkloadStep.Generator.Array[0, 40], WorkloadStep.Generator.Array[0, 40], Corruption.Generator)
+        Gen.Select(SavedStateMachineSpec.Generator, SavedStateDriver.Steps.Array[0, 40], SavedStateDriver.Steps.Array[0, 40], Corruption.Generator)
             .Sample((spec, before, after, corruption) =>
             {
                 VirtualMachine source = spec.Boot();

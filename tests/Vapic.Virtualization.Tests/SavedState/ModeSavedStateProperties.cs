@@ -3,6 +3,7 @@ using CsCheck;
 using Vapic.Apic.SavedState;
 using Vapic.Machine;
 using Vapic.Machine.SavedState;
+using Vapic.Testing;
 using Xunit;
 
 namespace Vapic.Virtualization.Tests.SavedState;
@@ -17,15 +18,13 @@ namespace Vapic.Virtualization.Tests.SavedState;
 /// </summary>
 public sealed class ModeSavedStateProperties
 {
-    private static readonly Gen<string> s_modes = Gen.Int[0, ModeMachineSpec.SavableModes.Length - 1].Select(i => ModeMachineSpec.SavableModes[i]);
-
     [Theory]
     [InlineData("emulated")]
     [InlineData("apicv")]
     [InlineData("avic")]
     [InlineData("passthrough")]
     public void SaveAndRestoreUnderAnyMode_ContinuesExactlyLikeTheUninterruptedRun(string firstMode) =>
-        Gen.Select(ModeMachineSpec.Generator, s_modes, ModeStep.Generator.Array[0, 80], ModeStep.HoldingGenerator.Array[0, 12], ModeStep.Generator.Array[1, 80])
+        Gen.Select(SavedStateMachineSpec.Generator, ModeWorkload.SavableMode, ModeWorkload.Steps.Array[0, 80], ModeWorkload.HoldingSteps.Array[0, 12], ModeWorkload.Steps.Array[1, 80])
             .Sample((spec, restoreMode, prefix, holding, suffix) =>
             {
                 // The save comes after a random prefix and a random tail of steps that leave
@@ -33,10 +32,10 @@ public sealed class ModeSavedStateProperties
                 VirtualMachine reference = spec.Boot(firstMode);
                 VirtualMachine original = spec.Boot(firstMode);
                 var ignored = new StringBuilder();
-                foreach (ModeStep step in (ModeStep[])[.. prefix, .. holding])
+                foreach (WorkloadStep step in (WorkloadStep[])[.. prefix, .. holding])
                 {
-                    ModeDriver.Run(reference, step, ignored);
-                    ModeDriver.Run(original, step, ignored);
+                    ModeWorkload.Run(reference, step, ignored);
+                    ModeWorkload.Run(original, step, ignored);
                 }
 
                 Assert.Equal(SavedStateResult.Success, original.TrySave(out MachineState? saved));
@@ -54,16 +53,16 @@ public sealed class ModeSavedStateProperties
                 var expected = new StringBuilder();
                 var continued = new StringBuilder();
                 var actual = new StringBuilder();
-                foreach (ModeStep step in suffix)
+                foreach (WorkloadStep step in suffix)
                 {
-                    ModeDriver.Run(reference, step, expected);
-                    ModeDriver.Run(original, step, continued);
-                    ModeDriver.Run(restored, step, actual);
+                    ModeWorkload.Run(reference, step, expected);
+                    ModeWorkload.Run(original, step, continued);
+                    ModeWorkload.Run(restored, step, actual);
                 }
 
-                expected.AppendLine(ModeDriver.DumpAll(reference));
-                continued.AppendLine(ModeDriver.DumpAll(original));
-                actual.AppendLine(ModeDriver.DumpAll(restored));
+                expected.AppendLine(ModeWorkload.DumpAll(reference));
+                continued.AppendLine(ModeWorkload.DumpAll(original));
+                actual.AppendLine(ModeWorkload.DumpAll(restored));
                 Assert.Equal(expected.ToString(), continued.ToString());
                 Assert.Equal(expected.ToString(), actual.ToString());
 

@@ -2,6 +2,7 @@ using Vapic.Apic;
 using Vapic.Apic.SavedState;
 using Vapic.Machine;
 using Vapic.Machine.SavedState;
+using Vapic.Testing;
 using Vapic.Virtualization.Apicv;
 using Vapic.Virtualization.Avic;
 using Vapic.Virtualization.Passthrough;
@@ -23,10 +24,10 @@ public sealed class ModeSavedStateTests
     private const int LevelPin = 3;
 
     /// <summary>Two booted xAPIC vCPUs with IDs 0 and 1.</summary>
-    private static readonly ModeMachineSpec s_twoVcpus = new(2, 0, false, 0x20, 0, 0);
+    private static readonly SavedStateMachineSpec s_twoVcpus = new(2, 0, false, 0x20, true, 0);
 
     /// <summary>Three booted xAPIC vCPUs with IDs 0, 1 and 2.</summary>
-    private static readonly ModeMachineSpec s_threeVcpus = new(3, 0, false, 0x20, 0, 0);
+    private static readonly SavedStateMachineSpec s_threeVcpus = new(3, 0, false, 0x20, true, 0);
 
     [Fact]
     public void Apicv_SaveMovesWhatThePirHoldsForAPreemptedVcpuIntoItsIrr()
@@ -219,7 +220,7 @@ public sealed class ModeSavedStateTests
     public void Passthrough_RestoreReprogramsTheMsrBitmapAndThePhysicalTscDeadline()
     {
         // vCPU 0 in x2APIC with its own TSC offset and an armed TSC-deadline timer.
-        var spec = new ModeMachineSpec(2, 0, false, 0x20, 0b01, 0);
+        var spec = new SavedStateMachineSpec(2, 0, false, 0x20, true, 0b01);
         VirtualMachine source = spec.Boot("emulated");
         Vcpu cpu0 = source.GetVcpu(0);
         Assert.Equal(ApicAccessResult.Ok, cpu0.WriteMsr(Vcpu.MsrTsc, 1_000_000));
@@ -281,7 +282,7 @@ public sealed class ModeSavedStateTests
     public void SecureAvic_RestoreIsRefusedBeforeAnythingChanges()
     {
         var rig = new SecureAvicTestMachine(vcpus: 2);
-        MachineState state = new ModeMachineSpec(2, 0, false, 0x20, 0b11, 0).Boot("emulated").Save();
+        MachineState state = new SavedStateMachineSpec(2, 0, false, 0x20, true, 0b11).Boot("emulated").Save();
         string before = Snapshot(rig);
 
         SavedStateResult validation = rig.Machine.ValidateState(state);
@@ -296,7 +297,7 @@ public sealed class ModeSavedStateTests
     [Fact]
     public void Emulated_SaveUnderTheModeEqualsTheBareMachinesState()
     {
-        VirtualMachine bare = BootBare(s_twoVcpus);
+        VirtualMachine bare = s_twoVcpus.Boot();
         VirtualMachine emulated = s_twoVcpus.Boot("emulated");
         foreach (VirtualMachine machine in (VirtualMachine[])[bare, emulated])
         {
@@ -359,25 +360,6 @@ public sealed class ModeSavedStateTests
         Vcpu cpu = machine.GetVcpu(sender);
         Assert.Equal(ApicAccessResult.Ok, cpu.WriteMmio(ApicBase + 0x310, apicId << 24));
         Assert.Equal(ApicAccessResult.Ok, cpu.WriteMmio(ApicBase + 0x300, 0x4000u | vector));
-    }
-
-    private static VirtualMachine BootBare(ModeMachineSpec spec)
-    {
-        var machine = new VirtualMachine(spec.Options);
-        for (int i = 1; i < spec.VcpuCount; i++)
-        {
-            var sipi = new InterruptMessage((byte)(0x10 + i), DeliveryMode.StartUp, DestinationMode.Physical, 0, DestinationShorthand.Self,
-                LevelTriggered: false, Assert: true, RedirectionHint: false, InterruptSource.External, SourceVcpu: i);
-            machine.Deliver(in sipi);
-            machine.GetVcpu(i).Accept();
-        }
-
-        for (int i = 0; i < spec.VcpuCount; i++)
-        {
-            ModeDriver.WriteRegister(machine.GetVcpu(i), 0x0F0, 0x1FF);
-        }
-
-        return machine;
     }
 
     private static InterruptBitmap Bitmap(params byte[] vectors)
