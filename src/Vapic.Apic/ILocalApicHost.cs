@@ -28,6 +28,20 @@ public interface ILocalApicHost
     /// APIC ID, LDR, DFR or the software-enable bit. Routing tables must be rebuilt.
     /// </summary>
     void RoutingChanged(LocalApic apic);
+
+    /// <summary>
+    /// <paramref name="apic"/> is about to deliver an interrupt it raises itself through LVT
+    /// <paramref name="source"/> (the timer expired, LINT0/LINT1 asserted, the thermal sensor or
+    /// performance counter tripped, an error was detected): <paramref name="mode"/> is the LVT's
+    /// delivery mode (always <see cref="DeliveryMode.Fixed"/> for the timer and error LVTs) and
+    /// <paramref name="vector"/> its vector. Returning false refuses the delivery: nothing is set
+    /// in IRR and no event is latched (a virtualization whose hardware filters what the hypervisor
+    /// may inject, such as Secure AVIC's ALLOWED_IRR, says no). The LVT's own state (timer re-arm,
+    /// the performance counter's mask) advances as usual. Called only when the LVT is unmasked and
+    /// the APIC enabled; on the timer-expiry path, so it must be cheap and must not allocate.
+    /// </summary>
+    /// <remarks>The default allows every local interrupt (bare emulation).</remarks>
+    bool AllowLocalInterrupt(LocalApic apic, LvtEntry source, DeliveryMode mode, byte vector) => true;
 }
 
 /// <summary>The APIC's global mode as selected by IA32_APIC_BASE EN and EXTD (SDM "x2APIC Operating Mode Configurations").</summary>

@@ -37,7 +37,7 @@ public sealed partial class LocalApic
             return;
         }
 
-        AcceptFixed(vector, levelTriggered: false);
+        AcceptLocalFixed(LvtErrorSlot, vector);
     }
 
     /// <summary>ESR write: the pending set becomes the visible ESR and is cleared (SDM "Error Status Register").</summary>

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Vapic.Apic;
 
 // The local vector table and the LINT0/LINT1 pins (spec §7, SDM "Local Vector Table").
@@ -40,7 +42,13 @@ public sealed partial class LocalApic
         {
             if (rising)
             {
-                LatchEvent(pin == 0 ? ApicEvents.ExtInt : ApicEvents.Nmi);
+                // The pins bypass the LVTs (INTR and NMI), but the interrupt is still this APIC's
+                // own, so the host may refuse it like any other local interrupt.
+                bool intr = pin == 0;
+                if (HostAllowsLocalInterrupt(intr ? LvtLint0Slot : LvtLint1Slot, intr ? DeliveryMode.ExtInt : DeliveryMode.Nmi, 0))
+                {
+                    LatchEvent(intr ? ApicEvents.ExtInt : ApicEvents.Nmi);
+                }
             }
 
             return;
@@ -150,7 +158,11 @@ public sealed partial class LocalApic
     private void DeliverLevelLint0()
     {
         _counters.LintDeliveries++;
-        if (AcceptFixed((byte)_regs.Lvt[LvtLint0Slot], levelTriggered: true))
+        byte vector = (byte)_regs.Lvt[LvtLint0Slot];
+
+        // A refusal by the host leaves remote IRR clear: the still-asserted line delivers again
+        // on the next assertion, unmask or EOI, as a line nobody accepted does.
+        if (HostAllowsLocalInterrupt(LvtLint0Slot, DeliveryMode.Fixed, vector) && AcceptFixed(vector, levelTriggered: true))
         {
             // SDM remote IRR description: set when the local APIC accepts the interrupt.
             _regs.Lint0RemoteIrr = true;
@@ -179,7 +191,8 @@ public sealed partial class LocalApic
     /// <summary>
     /// Delivers an edge event through LVT <paramref name="slot"/>. Returns true if the LVT fired
     /// (globally enabled, unmasked, a delivery mode this LVT supports), whether or not a fixed vector
-    /// was then accepted.
+    /// was then accepted and whether or not the host let the interrupt through
+    /// (<see cref="ILocalApicHost.AllowLocalInterrupt"/>).
     /// </summary>
     private bool DeliverLvt(int slot)
     {
@@ -191,26 +204,60 @@ public sealed partial class LocalApic
 
         // Timer and Error have no delivery-mode field: they are always Fixed.
         DeliveryMode mode = slot is LvtTimerSlot or LvtErrorSlot ? DeliveryMode.Fixed : LocalVectorTable.GetDeliveryMode(lvt);
+        ApicEvents latched;
         switch (mode)
         {
             case DeliveryMode.Fixed:
-                AcceptFixed((byte)lvt, levelTriggered: false);
+                AcceptLocalFixed(slot, (byte)lvt);
                 return true;
             case DeliveryMode.Smi:
-                LatchEvent(ApicEvents.Smi);
-                return true;
+                latched = ApicEvents.Smi;
+                break;
             case DeliveryMode.Nmi:
-                LatchEvent(ApicEvents.Nmi);
-                return true;
+                latched = ApicEvents.Nmi;
+                break;
             case DeliveryMode.Init when slot is LvtLint0Slot or LvtLint1Slot:
-                LatchEvent(ApicEvents.Init);
-                return true;
+                latched = ApicEvents.Init;
+                break;
             case DeliveryMode.ExtInt when slot is LvtLint0Slot or LvtLint1Slot:
-                LatchEvent(ApicEvents.ExtInt);
-                return true;
+                latched = ApicEvents.ExtInt;
+                break;
             default:
                 // Reserved or unsupported modes are stored but deliver nothing (spec §7, U4).
                 return false;
         }
+
+        if (HostAllowsLocalInterrupt(slot, mode, (byte)lvt))
+        {
+            LatchEvent(latched);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Accepts fixed edge <paramref name="vector"/>, raised by this APIC through LVT
+    /// <paramref name="slot"/>, unless the host refuses it. The host is asked first: a vector it
+    /// refuses never reaches the APIC, so an illegal one (below 16) then records no error either.
+    /// </summary>
+    private void AcceptLocalFixed(int slot, byte vector)
+    {
+        if (HostAllowsLocalInterrupt(slot, DeliveryMode.Fixed, vector))
+        {
+            AcceptFixed(vector, levelTriggered: false);
+        }
+    }
+
+    /// <summary>Asks the host whether this APIC may deliver its own interrupt; a refusal is counted.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool HostAllowsLocalInterrupt(int slot, DeliveryMode mode, byte vector)
+    {
+        if (_host.AllowLocalInterrupt(this, (LvtEntry)slot, mode, vector))
+        {
+            return true;
+        }
+
+        _counters.LocalInterruptsVetoed++;
+        return false;
     }
 }

@@ -54,6 +54,13 @@ public sealed class LocalApicCounters
     /// <summary>Interrupts delivered from the LINT0/LINT1 pins.</summary>
     public long LintDeliveries { get; internal set; }
 
+    /// <summary>
+    /// Interrupts this APIC raised through its own LVTs (timer, LINT0/LINT1, thermal, performance
+    /// counter, error) that the host refused (<see cref="ILocalApicHost.AllowLocalInterrupt"/>):
+    /// nothing was set in IRR or latched.
+    /// </summary>
+    public long LocalInterruptsVetoed { get; internal set; }
+
     /// <summary>Sets every counter to zero.</summary>
     public void Clear()
     {
@@ -73,5 +80,6 @@ public sealed class LocalApicCounters
         TimerExpiriesMasked = 0;
         ErrorsRaised = 0;
         LintDeliveries = 0;
+        LocalInterruptsVetoed = 0;
     }
 }

@@ -309,6 +309,13 @@ internal sealed class ApicRouter
             return _virtualization.DeliverFixed(vcpu, message.Vector, message.LevelTriggered, in message);
         }
 
+        if (!_virtualization.AllowEvent(vcpu, mode, in message))
+        {
+            // The mode's hardware refuses the injection (Secure AVIC without the NMI allowance):
+            // nothing is latched; the mode counts it.
+            return false;
+        }
+
         bool accepted = vcpu.Apic.AcceptInterrupt(mode, message.Vector, message.LevelTriggered);
         if (accepted)
         {

@@ -76,6 +76,25 @@ public interface IInterruptVirtualization
     /// <summary>The LAPIC timer of <paramref name="vcpu"/> is about to expire.</summary>
     void OnTimerExpiry(Vcpu vcpu);
 
+    /// <summary>
+    /// The LAPIC of <paramref name="vcpu"/> is about to deliver an interrupt it raises through its
+    /// own LVT <paramref name="source"/> (timer expiry, LINT0/LINT1, thermal, performance counter,
+    /// error) with <paramref name="mode"/> and <paramref name="vector"/>. Returning false refuses it:
+    /// nothing reaches IRR or the pending events, and the LAPIC counts the refusal. Only a mode whose
+    /// hardware filters what the hypervisor injects (Secure AVIC: ALLOWED_IRR, ALLOWEDNMI) says no;
+    /// the default allows everything. On the timer-expiry path: cheap, no allocation.
+    /// </summary>
+    bool AllowLocalInterrupt(Vcpu vcpu, LvtEntry source, DeliveryMode mode, byte vector) => true;
+
+    /// <summary>
+    /// A routed NMI, SMI, INIT, SIPI or ExtINT <paramref name="message"/> is about to be latched for
+    /// <paramref name="target"/> with <paramref name="mode"/> (the router calls it before
+    /// <see cref="LocalApic.AcceptInterrupt"/>, and <see cref="OnEventLatched"/> follows only when
+    /// this allowed it and the LAPIC latched it). Returning false refuses the event: nothing is
+    /// latched and the delivery does not count as accepted. The default allows everything.
+    /// </summary>
+    bool AllowEvent(Vcpu target, DeliveryMode mode, in InterruptMessage message) => true;
+
     /// <summary><paramref name="vcpu"/> took <paramref name="taken"/> (never <see cref="CpuEventKind.None"/>).</summary>
     void OnEventTaken(Vcpu vcpu, CpuEvent taken);
 

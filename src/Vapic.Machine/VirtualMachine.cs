@@ -219,6 +219,13 @@ public sealed partial class VirtualMachine : ILocalApicHost, IIoApicHost
 
     void ILocalApicHost.RoutingChanged(LocalApic apic) => _router?.Invalidate();
 
+    bool ILocalApicHost.AllowLocalInterrupt(LocalApic apic, LvtEntry source, DeliveryMode mode, byte vector)
+    {
+        // Bare emulation (every timer benchmark, most tests) answers without another interface call.
+        IInterruptVirtualization? virtualization = Virtualization;
+        return virtualization is null || virtualization.AllowLocalInterrupt(_vcpus[apic.VcpuIndex], source, mode, vector);
+    }
+
     int IIoApicHost.Deliver(in InterruptMessage message)
     {
         Counters.IoApicMessagesRouted++;

@@ -157,6 +157,14 @@ public abstract class VirtualizationMode : IInterruptVirtualization
     public virtual void OnTimerExpiry(Vcpu vcpu) => NotifyEmulated(vcpu, fromHostTimer: true);
 
     /// <inheritdoc/>
+    /// <remarks>Every local interrupt is allowed unless the mode's hardware filters injections.</remarks>
+    public virtual bool AllowLocalInterrupt(Vcpu vcpu, LvtEntry source, DeliveryMode mode, byte vector) => true;
+
+    /// <inheritdoc/>
+    /// <remarks>Every routed event is allowed unless the mode's hardware filters injections.</remarks>
+    public virtual bool AllowEvent(Vcpu target, DeliveryMode mode, in InterruptMessage message) => true;
+
+    /// <inheritdoc/>
     public virtual void OnEventTaken(Vcpu vcpu, CpuEvent taken)
     {
         Ledger.Delivered();
@@ -182,6 +190,24 @@ public abstract class VirtualizationMode : IInterruptVirtualization
     public virtual void OnHostStateChanged(Vcpu vcpu, VcpuHostState previous)
     {
     }
+
+    /// <summary>
+    /// The nested layer (<c>Nested.NestedVmx</c>) tells the mode that <paramref name="vcpu"/> entered
+    /// L2 (<paramref name="inL2"/>: a successful VM entry) or is back in L1 (an exit to L1, an entry
+    /// that failed or stopped the vCPU); called only when that changes. Nothing by default: only a
+    /// vendor with a per-vCPU inhibit for guest mode reacts (SVM's NESTED, KVM
+    /// <c>avic_vcpu_get_apicv_inhibit_reasons</c>; VMX has none).
+    /// </summary>
+    public virtual void OnGuestModeChanged(Vcpu vcpu, bool inL2)
+    {
+    }
+
+    /// <summary>
+    /// The per-vCPU inhibit reasons of <paramref name="vcpu"/> (KVM <c>vcpu_get_apicv_inhibit_reasons</c>),
+    /// which count with <see cref="Inhibits"/> for that vCPU alone and never enter the VM-wide set;
+    /// none by default.
+    /// </summary>
+    public virtual ApicvInhibitMask GetVcpuInhibits(Vcpu vcpu) => ApicvInhibitMask.None;
 
     /// <summary>
     /// Emulated notification: an event is pending for <paramref name="target"/> in its LAPIC;

@@ -26,6 +26,12 @@ internal sealed class TestApicHost : ILocalApicHost
     /// <summary>When true, IPIs that address the sender are accepted by it.</summary>
     public bool Loopback { get; set; } = true;
 
+    /// <summary>
+    /// Decides <see cref="ILocalApicHost.AllowLocalInterrupt"/> (LVT, delivery mode, vector); null
+    /// (the default) allows every local interrupt, as bare emulation does.
+    /// </summary>
+    public Func<LvtEntry, DeliveryMode, byte, bool>? LocalInterruptFilter { get; set; }
+
     /// <inheritdoc/>
     public long Now { get; set; }
 
@@ -88,6 +94,9 @@ internal sealed class TestApicHost : ILocalApicHost
     public void TimerChanged(LocalApic apic) => TimerChangedCount++;
 
     public void RoutingChanged(LocalApic apic) => RoutingChangedCount++;
+
+    public bool AllowLocalInterrupt(LocalApic apic, LvtEntry source, DeliveryMode mode, byte vector) =>
+        LocalInterruptFilter?.Invoke(source, mode, vector) ?? true;
 
     /// <summary>A 32-bit MMIO read at APIC offset <paramref name="offset"/> that must be decoded.</summary>
     public uint Read(int offset)

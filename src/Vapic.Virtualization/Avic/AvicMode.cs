@@ -14,10 +14,21 @@ namespace Vapic.Virtualization.Avic;
 /// is ever held back and turning acceleration off moves nothing.
 /// </summary>
 /// <remarks>
-/// Not modelled: the per-vCPU NESTED inhibit (a vCPU running L2, TV44) and the IRQWIN, PIT_REINJ
-/// and SEV reasons, which only callers can set through <see cref="VirtualizationMode.SetInhibit"/>
-/// (VM-wide); the IOMMU GA log for device interrupts to a non-running vCPU (modelled as KVM's
-/// software wake-up).
+/// <para>
+/// Inhibits are VM-wide (<see cref="VirtualizationMode.Inhibits"/>) except NESTED, which is
+/// per-vCPU (virtualization-reference §4.2, §5.3; TV44): while a vCPU runs L2 KVM
+/// (<c>avic_vcpu_get_apicv_inhibit_reasons</c> returns NESTED for <c>is_guest_mode</c>) turns AVIC
+/// off for that vCPU alone (<c>avic_refresh_apicv_exec_ctrl</c> → <c>avic_vcpu_put</c>): its
+/// physical-table entry stays valid with IsRunning clear, so a peer's IPI to it takes
+/// AVIC_INCOMPLETE_IPI with TARGET_NOT_RUNNING, and everything addressed to it (IRR set, kick or
+/// wake-up, injection) is handled as in emulation. Back in L1 its AVIC is active again. The
+/// nested layer reports the transitions through <see cref="OnGuestModeChanged"/>.
+/// </para>
+/// <para>
+/// Not modelled: the IRQWIN, PIT_REINJ and SEV reasons, which only callers can set through
+/// <see cref="VirtualizationMode.SetInhibit"/> (VM-wide); the IOMMU GA log for device interrupts to
+/// a non-running vCPU (modelled as KVM's software wake-up).
+/// </para>
 /// </remarks>
 public sealed class AvicMode : VirtualizationMode
 {
@@ -28,6 +39,8 @@ public sealed class AvicMode : VirtualizationMode
     private readonly AvicLogicalIdTable _logical = new();
     private readonly bool[] _logicalSlotUsed = new bool[64];
     private readonly long[] _incompleteIpis = new long[5];
+    private bool[] _inGuestMode = [];
+    private long _nestedInhibitsSet;
     private bool _attached;
 
     /// <summary>Creates the mode with <paramref name="features"/> (default: x2AVIC, 512-entry table, IsRunning exposed).</summary>
@@ -72,13 +85,90 @@ public sealed class AvicMode : VirtualizationMode
     /// <summary>AVIC_INCOMPLETE_IPI exits with <paramref name="cause"/>.</summary>
     public long IncompleteIpis(AvicIncompleteIpiCause cause) => _incompleteIpis[(int)cause];
 
-    /// <summary>Whether IsRunning may be set in the physical table: AVIC active (KVM puts AVIC state when it deactivates) and <c>enable_ipiv</c>.</summary>
-    private bool ExposesIsRunning => IsAccelerated && Features.ExposeIsRunning;
+    /// <summary>How many times a vCPU entered L2 and so had the per-vCPU NESTED inhibit set.</summary>
+    public long NestedInhibitsSet => _nestedInhibitsSet;
+
+    /// <summary>
+    /// Whether AVIC is active for <paramref name="vcpu"/>: no honored VM-wide inhibit and none of
+    /// its own (KVM <c>kvm_vcpu_apicv_active</c>: the VM's and the vCPU's reasons OR-ed).
+    /// </summary>
+    public bool IsAcceleratedFor(Vcpu vcpu) => IsAccelerated && !IsNestedInhibited(vcpu);
+
+    /// <inheritdoc/>
+    public override ApicvInhibitMask GetVcpuInhibits(Vcpu vcpu) =>
+        IsNestedInhibited(vcpu) ? ApicvInhibitMask.Nested : ApicvInhibitMask.None;
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<KeyValuePair<string, long>> ModeCounters =>
+    [
+        new("NESTED inhibit set (per-vCPU, L2 entries)", _nestedInhibitsSet),
+        new("vCPUs NESTED-inhibited at the end", CountNestedInhibited()),
+        new("VM-wide inhibit toggles", Inhibits.Toggles),
+        new("incomplete IPI: invalid int type", IncompleteIpis(AvicIncompleteIpiCause.InvalidIntType)),
+        new("incomplete IPI: target not running", IncompleteIpis(AvicIncompleteIpiCause.TargetNotRunning)),
+        new("incomplete IPI: invalid target", IncompleteIpis(AvicIncompleteIpiCause.InvalidTarget)),
+        new("incomplete IPI: invalid vector", IncompleteIpis(AvicIncompleteIpiCause.InvalidIpiVector)),
+    ];
+
+    /// <summary>
+    /// <paramref name="vcpu"/> entered L2 or returned to L1. SVM honors NESTED
+    /// (<see cref="ApicvInhibitMask.Svm"/>) as a per-vCPU reason: KVM requests an APICv update when
+    /// the vCPU enters guest mode (<c>enter_svm_guest_mode</c>) and when it leaves it
+    /// (<c>nested_svm_vmexit</c>), and the update puts or loads the vCPU's AVIC state. Only its own
+    /// IsRunning bit changes; the VM-wide set and every other vCPU are untouched. AVIC holds
+    /// nothing outside the backing page, so nothing moves: an IRR bit set while the vCPU ran L2
+    /// is evaluated by the hardware at its next VMRUN in L1.
+    /// </summary>
+    public override void OnGuestModeChanged(Vcpu vcpu, bool inL2)
+    {
+        if ((Inhibits.VendorMask & ApicvInhibitMask.Nested) == 0 || _inGuestMode[vcpu.Index] == inL2)
+        {
+            return;
+        }
+
+        _inGuestMode[vcpu.Index] = inL2;
+        if (inL2)
+        {
+            _nestedInhibitsSet++;
+        }
+
+        _physical.SetRunning(vcpu.Index, IsRunningFor(vcpu));
+    }
+
+    private bool IsNestedInhibited(Vcpu vcpu) => (uint)vcpu.Index < (uint)_inGuestMode.Length && _inGuestMode[vcpu.Index];
+
+    private long CountNestedInhibited()
+    {
+        long count = 0;
+        foreach (bool inL2 in _inGuestMode)
+        {
+            count += inL2 ? 1 : 0;
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="vcpu"/>'s IsRunning bit is set: the host runs it, its AVIC is active
+    /// (KVM puts the AVIC state when it deactivates, VM-wide or for this vCPU) and <c>enable_ipiv</c>.
+    /// </summary>
+    private bool IsRunningFor(Vcpu vcpu) =>
+        Features.ExposeIsRunning && vcpu.HostState == VcpuHostState.Running && IsAcceleratedFor(vcpu);
+
+    /// <summary>Sets every IsRunning bit from <see cref="IsRunningFor"/>.</summary>
+    private void RefreshIsRunning()
+    {
+        foreach (Vcpu vcpu in Machine.Vcpus)
+        {
+            _physical.SetRunning(vcpu.Index, IsRunningFor(vcpu));
+        }
+    }
 
     /// <inheritdoc/>
     public override void Attach(VirtualMachine machine)
     {
         _physical.Attach(machine.VcpuCount);
+        _inGuestMode = new bool[machine.VcpuCount];
         _attached = true;
         base.Attach(machine);
 
@@ -99,7 +189,7 @@ public sealed class AvicMode : VirtualizationMode
     /// <inheritdoc/>
     protected override void ClassifyAccess(Vcpu vcpu, in GuestAccess access)
     {
-        if (!IsAccelerated)
+        if (!IsAcceleratedFor(vcpu))
         {
             AccountEmulatedAccess(vcpu, in access);
             return;
@@ -398,8 +488,10 @@ public sealed class AvicMode : VirtualizationMode
     /// <inheritdoc/>
     public override bool DeliverFixed(Vcpu target, byte vector, bool levelTriggered, in InterruptMessage message)
     {
-        if (!IsAccelerated)
+        if (!IsAcceleratedFor(target))
         {
+            // KVM svm_complete_interrupt_delivery with the target's AVIC inactive (VM-wide, or NESTED
+            // while it runs L2): IRR set, then KVM_REQ_EVENT and a kick or wake-up, as in emulation.
             return base.DeliverFixed(target, vector, levelTriggered, in message);
         }
 
@@ -445,7 +537,7 @@ public sealed class AvicMode : VirtualizationMode
     }
 
     /// <inheritdoc/>
-    protected override bool AcceleratesFixedDelivery(Vcpu vcpu) => true;
+    protected override bool AcceleratesFixedDelivery(Vcpu vcpu) => !IsNestedInhibited(vcpu);
 
     /// <inheritdoc/>
     public override void OnEventTaken(Vcpu vcpu, CpuEvent taken)
@@ -476,8 +568,9 @@ public sealed class AvicMode : VirtualizationMode
         base.OnHostStateChanged(vcpu, previous);
 
         // KVM avic_vcpu_load / avic_vcpu_put: IsRunning is set while the vCPU is loaded for guest
-        // mode and cleared when it is descheduled or blocks.
-        _physical.SetRunning(vcpu.Index, ExposesIsRunning && vcpu.HostState == VcpuHostState.Running);
+        // mode and cleared when it is descheduled or blocks; both do nothing while the vCPU's AVIC
+        // is inactive (a vCPU running L2 stays not running).
+        _physical.SetRunning(vcpu.Index, IsRunningFor(vcpu));
     }
 
     /// <inheritdoc/>
@@ -489,11 +582,7 @@ public sealed class AvicMode : VirtualizationMode
         // the AVIC state (IsRunning cleared); activation loads it again.
         if (_attached)
         {
-            bool expose = ExposesIsRunning;
-            foreach (Vcpu vcpu in Machine.Vcpus)
-            {
-                _physical.SetRunning(vcpu.Index, expose && vcpu.HostState == VcpuHostState.Running);
-            }
+            RefreshIsRunning();
         }
     }
 
@@ -509,7 +598,8 @@ public sealed class AvicMode : VirtualizationMode
     {
         base.RecomputeIdentityInhibits();
         ReadOnlySpan<Vcpu> vcpus = Machine.Vcpus;
-        _physical.Rebuild(vcpus, ExposesIsRunning);
+        _physical.Rebuild(vcpus);
+        RefreshIsRunning();
         _logical.Rebuild(vcpus);
         Inhibits.Update(ApicvInhibit.LogicalIdAliased, LogicalIdsAlias(vcpus));
     }

@@ -60,11 +60,11 @@ public sealed class AvicPhysicalIdTable
 
     /// <summary>
     /// Rewrites the table from the vCPUs' current APIC IDs. When two vCPUs share an ID the lower
-    /// vCPU keeps the entry (PHYSICAL_ID_ALIASED inhibits AVIC then anyway). IsRunning is set for
-    /// the vCPUs the host runs when <paramref name="exposeRunning"/> (AVIC active and KVM
-    /// <c>enable_ipiv</c>).
+    /// vCPU keeps the entry (PHYSICAL_ID_ALIASED inhibits AVIC then anyway). IsRunning is left
+    /// clear: the mode sets it per vCPU (<see cref="SetRunning"/>), as only it knows whose AVIC is
+    /// active (the VM-wide inhibits, the per-vCPU NESTED one, KVM <c>enable_ipiv</c>).
     /// </summary>
-    internal void Rebuild(ReadOnlySpan<Vcpu> vcpus, bool exposeRunning)
+    internal void Rebuild(ReadOnlySpan<Vcpu> vcpus)
     {
         Array.Clear(_entries);
         foreach (Vcpu vcpu in vcpus)
@@ -72,7 +72,7 @@ public sealed class AvicPhysicalIdTable
             uint id = vcpu.Apic.Id;
             if (id < (uint)_entries.Length && !_entries[id].Valid)
             {
-                _entries[id] = new AvicPhysicalIdEntry((ushort)vcpu.Index, vcpu.Apic, exposeRunning && vcpu.HostState == VcpuHostState.Running, Valid: true);
+                _entries[id] = new AvicPhysicalIdEntry((ushort)vcpu.Index, vcpu.Apic, IsRunning: false, Valid: true);
                 _indexOfVcpu[vcpu.Index] = (int)id;
             }
             else

@@ -39,6 +39,16 @@ namespace Vapic.Virtualization.Nested;
 /// with or without the quirk. The nested VMX logic itself does not depend on the mode; under an
 /// AMD mode it stands for the same L1 hypervisor (the model has no VMCB12).
 /// </para>
+/// <para>
+/// Guest mode (whether the vCPU executes L2 right now, KVM <c>is_guest_mode</c>) is reported to
+/// the mode through <see cref="VirtualizationMode.OnGuestModeChanged"/>: entered at a successful
+/// <see cref="VmLaunch"/>, left at every exit to L1 (an L2 access that exits to L1, a VMLAUNCH
+/// that L1 executes, which it can only do in L1, and an internal error that stops the vCPU). An
+/// L2 access or <see cref="TryL2Accept"/> after an exit to L1 stands for L1 resuming L2 on the
+/// vmcs02 it has and enters guest mode again. L1 posting to its L2, L2 touching L1 memory or
+/// devices, and the machine's own commands change nothing. AMD AVIC turns itself off for a vCPU
+/// in guest mode (the per-vCPU NESTED inhibit, TV44); the other modes ignore it.
+/// </para>
 /// </remarks>
 public sealed class NestedVmx
 {
@@ -48,6 +58,7 @@ public sealed class NestedVmx
     private readonly Vmcs02?[] _vmcs02;
     private readonly NestedVcpuState[] _states;
     private readonly NestedInternalError?[] _errors;
+    private readonly bool[] _inGuestMode;
 
     /// <summary>Creates the nested model over the machine <paramref name="mode"/> is attached to.</summary>
     /// <exception cref="InvalidOperationException">The mode is not attached to a machine.</exception>
@@ -66,6 +77,7 @@ public sealed class NestedVmx
         _vmcs02 = new Vmcs02?[n];
         _states = new NestedVcpuState[n];
         _errors = new NestedInternalError?[n];
+        _inGuestMode = new bool[n];
         Quirks = quirks;
     }
 
@@ -108,6 +120,13 @@ public sealed class NestedVmx
     public NestedInternalError? GetInternalError(int vcpu) => _errors[vcpu];
 
     /// <summary>
+    /// Whether vCPU <paramref name="vcpu"/> executes L2 right now (KVM <c>is_guest_mode</c>): it
+    /// entered L2 and has not exited to L1 since, or L1 resumed it. False in L1, when stopped, and
+    /// between an exit to L1 and the next L2 command.
+    /// </summary>
+    public bool IsInGuestMode(int vcpu) => _inGuestMode[vcpu];
+
+    /// <summary>
     /// L1 executes VMLAUNCH (or VMRESUME: every entry rebuilds vmcs02 from the current vmcs12) on
     /// vCPU <paramref name="vcpu"/>. Checks the controls (VMfailValid 7 on failure), then maps the
     /// vmcs12 pages in KVM's order (APIC-access page, virtual-APIC page, posted-interrupt
@@ -120,6 +139,9 @@ public sealed class NestedVmx
             return VmEntryResult.Stopped(_errors[vcpu]!);
         }
 
+        // VMLAUNCH/VMRESUME is an L1 instruction: an L2 still running on this vCPU exited to L1
+        // before it (the exit the caller does not show).
+        SetGuestMode(vcpu, false);
         Vmcs12 vmcs12 = _vmcs12[vcpu];
         int maxPhysicalAddressBits = _machine.Options.MaxPhysicalAddressBits;
         byte? vtpr = ReadVirtualTaskPriority(vmcs12);
@@ -199,6 +221,7 @@ public sealed class NestedVmx
             adjustments);
         _states[vcpu] = NestedVcpuState.InL2;
         Counters.Entries++;
+        SetGuestMode(vcpu, true);
         return VmEntryResult.Entered;
     }
 
@@ -221,6 +244,8 @@ public sealed class NestedVmx
         {
             return false;
         }
+
+        SetGuestMode(vcpu, true);
 
         if (!_vmcs02[vcpu]!.Has(Vmcs12Controls.VirtualInterruptDelivery))
         {
@@ -329,6 +354,7 @@ public sealed class NestedVmx
             return L2AccessResult.NotInL2;
         }
 
+        SetGuestMode(vcpu, true);
         Vmcs12 vmcs12 = _vmcs12[vcpu];
         Vmcs02 vmcs02 = _vmcs02[vcpu]!;
         if (!L2Translation.TryTranslate(address, out ulong l1Address))
@@ -339,13 +365,13 @@ public sealed class NestedVmx
             L1Exit exit = vmcs12.Has(Vmcs12Controls.EnableEpt)
                 ? new L1Exit(L1ExitReason.EptViolation, write ? 2UL : 1UL)
                 : new L1Exit(L1ExitReason.ExceptionOrNmi, address);
-            return ExitToL1(exit, L2AccessTarget.None, 0);
+            return ExitToL1(vcpu, exit, L2AccessTarget.None, 0);
         }
 
         if (vmcs02.Has(Vmcs12Controls.VirtualizeApicAccesses) && (l1Address & ~(L1GuestMemory.PageSize - 1)) == vmcs12.ApicAccessAddress)
         {
             // SDM "APIC-Access Page": the translation ends on the APIC-access address.
-            return ApicPageAccess(vmcs12, vmcs02, l1Address, write, value);
+            return ApicPageAccess(vcpu, vmcs12, vmcs02, l1Address, write, value);
         }
 
         switch (L1Memory.KindOf(l1Address))
@@ -387,13 +413,13 @@ public sealed class NestedVmx
     /// virtual-APIC page; a virtualized write lands there and APIC-write emulation follows; anything
     /// else is an APIC-access exit to L1.
     /// </summary>
-    private L2AccessResult ApicPageAccess(Vmcs12 vmcs12, Vmcs02 vmcs02, ulong l1Address, bool write, uint value)
+    private L2AccessResult ApicPageAccess(int vcpu, Vmcs12 vmcs12, Vmcs02 vmcs02, ulong l1Address, bool write, uint value)
     {
         uint offset = (uint)(l1Address & (L1GuestMemory.PageSize - 1));
         ulong accessType = write ? L1Exit.LinearWrite : L1Exit.LinearRead;
         if (!vmcs02.Has(Vmcs12Controls.UseTprShadow))
         {
-            return ExitToL1(new L1Exit(L1ExitReason.ApicAccess, offset | accessType), L2AccessTarget.None, l1Address);
+            return ExitToL1(vcpu, new L1Exit(L1ExitReason.ApicAccess, offset | accessType), L2AccessTarget.None, l1Address);
         }
 
         bool registerVirtualization = vmcs02.Has(Vmcs12Controls.ApicRegisterVirtualization);
@@ -404,7 +430,7 @@ public sealed class NestedVmx
             bool virtualized = (offset & 0xF) == 0 && (registerVirtualization ? IsVirtualizedRead(offset) : offset == VirtualApicPage.TaskPriority);
             if (!virtualized)
             {
-                return ExitToL1(new L1Exit(L1ExitReason.ApicAccess, offset | accessType), L2AccessTarget.None, l1Address);
+                return ExitToL1(vcpu, new L1Exit(L1ExitReason.ApicAccess, offset | accessType), L2AccessTarget.None, l1Address);
             }
 
             Counters.VirtualizedApicAccesses++;
@@ -413,7 +439,7 @@ public sealed class NestedVmx
 
         if ((offset & 0xF) != 0 || !IsVirtualizedWrite(offset, registerVirtualization, delivery))
         {
-            return ExitToL1(new L1Exit(L1ExitReason.ApicAccess, offset | accessType), L2AccessTarget.None, l1Address);
+            return ExitToL1(vcpu, new L1Exit(L1ExitReason.ApicAccess, offset | accessType), L2AccessTarget.None, l1Address);
         }
 
         Counters.VirtualizedApicAccesses++;
@@ -429,7 +455,7 @@ public sealed class NestedVmx
             _ => new L1Exit(L1ExitReason.ApicWrite, offset),
         };
         return trap is { } exit
-            ? ExitToL1(exit, L2AccessTarget.VirtualApicPage, l1Address)
+            ? ExitToL1(vcpu, exit, L2AccessTarget.VirtualApicPage, l1Address)
             : new L2AccessResult(L2AccessOutcome.Completed, L2AccessTarget.VirtualApicPage, 0, default, l1Address);
     }
 
@@ -545,9 +571,10 @@ public sealed class NestedVmx
             ? new L2AccessResult(L2AccessOutcome.Unbacked, target, 0, default, l1Address)
             : new L2AccessResult(L2AccessOutcome.Completed, target, value, default, l1Address);
 
-    private L2AccessResult ExitToL1(L1Exit exit, L2AccessTarget target, ulong l1Address)
+    private L2AccessResult ExitToL1(int vcpu, L1Exit exit, L2AccessTarget target, ulong l1Address)
     {
         Counters.CountL1Exit(exit.Reason);
+        SetGuestMode(vcpu, false);
         return new L2AccessResult(L2AccessOutcome.L1Exit, target, 0, exit, l1Address);
     }
 
@@ -565,7 +592,18 @@ public sealed class NestedVmx
         _vmcs02[vcpu] = null;
         _states[vcpu] = NestedVcpuState.Stopped;
         _errors[vcpu] = error;
+        SetGuestMode(vcpu, false);
         return VmEntryResult.Stopped(error);
+    }
+
+    /// <summary>Records whether <paramref name="vcpu"/> executes L2 and tells the mode when that changes.</summary>
+    private void SetGuestMode(int vcpu, bool inL2)
+    {
+        if (_inGuestMode[vcpu] != inL2)
+        {
+            _inGuestMode[vcpu] = inL2;
+            _mode.OnGuestModeChanged(_machine.GetVcpu(vcpu), inL2);
+        }
     }
 
     private byte? ReadVirtualTaskPriority(Vmcs12 vmcs12) =>

@@ -48,15 +48,62 @@ public sealed class SecureAvicCounters
     /// <summary>Of those, the ones ALLOWED_IRR refused (lost).</summary>
     public long DeviceInterruptsBlocked { get; internal set; }
 
-    /// <summary>Timer interrupts the hypervisor's emulated timer requested for a vCPU with Secure AVIC enabled.</summary>
+    /// <summary>Timer interrupts the hypervisor's emulated timer requested (an unmasked expiry) for a vCPU with Secure AVIC enabled.</summary>
     public long TimerInjections { get; internal set; }
 
-    /// <summary>Of those, the ones whose vector ALLOWED_IRR does not hold (the machine's LAPIC still raises them; see docs/secure-avic.md).</summary>
-    public long TimerVectorsNotAllowed { get; internal set; }
+    /// <summary>Of those, the ones whose vector ALLOWED_IRR does not hold: dropped, never in IRR (the timer itself ran on).</summary>
+    public long TimerInterruptsBlocked { get; internal set; }
+
+    /// <summary>
+    /// Interrupts the hypervisor's emulation of the other LVTs (LINT0, LINT1, thermal, performance
+    /// counter, error) requested for a vCPU with Secure AVIC enabled: fixed vectors and NMIs.
+    /// </summary>
+    public long LvtInterrupts { get; internal set; }
+
+    /// <summary>Of those, the ones refused: a fixed vector ALLOWED_IRR does not hold, or an NMI while ALLOWEDNMI is clear.</summary>
+    public long LvtInterruptsBlocked { get; internal set; }
+
+    /// <summary>
+    /// NMIs the hypervisor delivers as a virtual NMI to a vCPU with Secure AVIC enabled for its
+    /// devices (IOAPIC, MSI, other external sources) or for an IPI it sends on behalf of a vCPU
+    /// without Secure AVIC; not the guest's own NMI IPIs (the NMI request in the target's page).
+    /// </summary>
+    public long DeviceNmis { get; internal set; }
+
+    /// <summary>Of those, the ones refused because ALLOWEDNMI was clear.</summary>
+    public long DeviceNmisBlocked { get; internal set; }
 
     /// <summary>ALLOWED_IRR bits the driver set.</summary>
     public long AllowancesGranted { get; internal set; }
 
     /// <summary>ALLOWED_IRR bits the driver cleared because no source uses the vector on that vCPU any more (a vector moved or was reprogrammed).</summary>
     public long AllowancesWithdrawn { get; internal set; }
+
+    /// <summary>Every counter as a name/value row, for <c>vapic replay --stats</c>.</summary>
+    public IReadOnlyList<KeyValuePair<string, long>> Rows =>
+    [
+        new("setups", Setups),
+        new("teardowns", Teardowns),
+        new("accelerated accesses", AcceleratedAccesses),
+        new("#VC handled", VcExceptions),
+        new("#VC unhandled", UnhandledVcExceptions),
+        new("MSR-protocol VMGEXITs", MsrProtocolVmgexits),
+        new("registration VMGEXITs", RegistrationVmgexits),
+        new("IPIs sent", IpisSent),
+        new("logical IPIs refused", LogicalIpisRefused),
+        new("hv injections", HypervisorInjections),
+        new("hv injections blocked", HypervisorInjectionsBlocked),
+        new("hv NMIs", HypervisorNmis),
+        new("hv NMIs blocked", HypervisorNmisBlocked),
+        new("device interrupts", DeviceInterrupts),
+        new("device interrupts blocked", DeviceInterruptsBlocked),
+        new("device NMIs", DeviceNmis),
+        new("device NMIs blocked", DeviceNmisBlocked),
+        new("timer interrupts", TimerInjections),
+        new("timer interrupts blocked", TimerInterruptsBlocked),
+        new("other LVT interrupts", LvtInterrupts),
+        new("other LVT interrupts blocked", LvtInterruptsBlocked),
+        new("allowances granted", AllowancesGranted),
+        new("allowances withdrawn", AllowancesWithdrawn),
+    ];
 }

@@ -17,9 +17,9 @@ public enum SecureAvicGuestKernel : byte
 /// AMD Secure AVIC for SEV-SNP guests (virtualization-reference §7), modelled from both sides: the
 /// guest's Secure AVIC driver, which owns a backing page per vCPU and decides in ALLOWED_IRR which
 /// vectors the hypervisor may inject, and the untrusted hypervisor, whose injections (device
-/// interrupts, its emulated timer, and anything it tries on its own through
+/// interrupts, its emulated timer and other LVTs, and anything it tries on its own through
 /// <see cref="VirtualizationMode.InjectFromHypervisor"/>) go through REQUESTED_IRR and reach the
-/// guest only where ALLOWED_IRR allows.
+/// guest only where ALLOWED_IRR allows; its NMIs (device, LVT, its own) need ALLOWEDNMI.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -34,7 +34,9 @@ public enum SecureAvicGuestKernel : byte
 /// <para>
 /// Secure AVIC is x2APIC only and the driver sends physical-destination IPIs only: a guest that
 /// uses the xAPIC MMIO page, touches its LAPIC before entering x2APIC, or sends a logical IPI
-/// (refused and counted) makes <see cref="InapplicableReason"/> non-null. The hypervisor cannot
+/// (refused and counted) makes <see cref="InapplicableReason"/> non-null; so does the first LVT
+/// interrupt or device NMI the hardware refuses (the guest then sees less than emulation shows, as
+/// a guest with the Linux driver never does). The hypervisor cannot
 /// turn Secure AVIC off (it is the guest's), so no inhibit is honored.
 /// </para>
 /// </remarks>
@@ -47,6 +49,7 @@ public sealed partial class SecureAvicMode : VirtualizationMode
     private ApicEvents[] _pendingBeforeAccess = [];
     private string? _inapplicable;
     private bool _suppressIpi;
+    private bool _hypervisorNmiChecked;
     private SecureAvicGuestKernel _kernel = SecureAvicGuestKernel.SecureAvicDriver;
 
     /// <summary>Creates the mode; the guest runs a kernel with the Secure AVIC driver.</summary>
@@ -465,23 +468,116 @@ public sealed partial class SecureAvicMode : VirtualizationMode
         base.OnEventLatched(target, mode, in message);
     }
 
-    /// <inheritdoc/>
-    public override void OnTimerExpiry(Vcpu vcpu)
+    /// <summary>
+    /// The hypervisor emulates every LVT of a Secure AVIC guest (the driver forwards the timer
+    /// registers, and since v2 the other LVTs too, "for device emulation and NMIs"), so what
+    /// an LVT raises reaches the guest the way any hypervisor injection does (§7.4, §7.5): a fixed
+    /// vector through REQUESTED_IRR, merged only where ALLOWED_IRR allows it, and an NMI as a
+    /// virtual NMI, taken only with ALLOWEDNMI. A refused one is dropped: it never reaches IRR or
+    /// the pending events, while the LVT's own state (the timer's re-arm) goes on. A vCPU without
+    /// Secure AVIC enabled is a plain SEV-SNP guest whose interrupts the hypervisor injects freely.
+    /// </summary>
+    /// <remarks>
+    /// The driver allows its timer vector when it programs the timer (Linux <c>setup_APIC_timer</c>:
+    /// <c>apic_update_vector(cpu, LOCAL_TIMER_VECTOR, true)</c>), so a guest with the driver gets
+    /// every timer interrupt; what it did not allow (a kernel without the driver after kexec, a
+    /// vector the guest withdrew from its page) is refused here. SMI, INIT and ExtINT are not
+    /// filtered (AMD's host series: Secure AVIC cannot inject them at all; left as emulation).
+    /// </remarks>
+    public override bool AllowLocalInterrupt(Vcpu vcpu, LvtEntry source, DeliveryMode mode, byte vector)
     {
         SecureAvicVcpu state = _vcpus[vcpu.Index];
-        if (state.Enabled)
+        if (!state.Enabled)
         {
-            // The hypervisor emulates the timer and requests its vector; the driver allowed it when
-            // the timer was set up (Linux setup_APIC_timer: apic_update_vector(LOCAL_TIMER_VECTOR)).
-            Counters.TimerInjections++;
-            uint lvt = vcpu.Apic.GetLvt(LvtEntry.Timer);
-            if ((lvt & LocalVectorTable.Masked) == 0 && !state.Page.IsAllowed((byte)lvt))
-            {
-                Counters.TimerVectorsNotAllowed++;
-            }
+            return true;
         }
 
-        base.OnTimerExpiry(vcpu);
+        bool allowed;
+        switch (mode)
+        {
+            case DeliveryMode.Fixed:
+                allowed = state.Page.IsAllowed(vector);
+                break;
+            case DeliveryMode.Nmi:
+                allowed = state.NmiAllowed;
+                break;
+            default:
+                return true;
+        }
+
+        if (source == LvtEntry.Timer)
+        {
+            Counters.TimerInjections++;
+        }
+        else
+        {
+            Counters.LvtInterrupts++;
+        }
+
+        if (allowed)
+        {
+            return true;
+        }
+
+        if (source == LvtEntry.Timer)
+        {
+            Counters.TimerInterruptsBlocked++;
+        }
+        else
+        {
+            Counters.LvtInterruptsBlocked++;
+        }
+
+        if (_inapplicable is null)
+        {
+            // The guest no longer sees what emulation shows (nor what the Linux driver, which allows
+            // its timer vector and sets ALLOWEDNMI, would have let through): a replay stops comparing.
+            SetInapplicable(mode == DeliveryMode.Nmi
+                ? $"vCPU {vcpu.Index}'s LVT {source} raised an NMI while ALLOWEDNMI is clear: the hypervisor's NMI was dropped"
+                : $"vCPU {vcpu.Index}'s LVT {source} raised vector 0x{vector:x2}, which its ALLOWED_IRR does not hold (the Secure AVIC driver allows device vectors and its timer's): the interrupt was dropped");
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// A routed NMI for a vCPU with Secure AVIC enabled is either the guest's own or the
+    /// hypervisor's. The guest's own NMI IPI is the NMI request its driver sets in the target's page
+    /// (Linux <c>send_ipi_dest</c>; AMD's host series: "For NMIs, update NMI_REQUEST in target
+    /// vCPUs' guest backing page"), which hardware honors whatever ALLOWEDNMI says, and a self NMI is
+    /// an accelerated ICR write. Every other NMI (IOAPIC or MSI delivery mode NMI, an external
+    /// source, an IPI the hypervisor sends for a vCPU without Secure AVIC) can only be injected as a
+    /// virtual NMI, which needs ALLOWEDNMI in the target's control MSR (§7.5; Linux "Allow NMI to be
+    /// injected from hypervisor for Secure AVIC"; host series: "NMI injection requires ALLOWED_NMI
+    /// to be set ... by the guest"). Other delivery modes are not filtered.
+    /// </summary>
+    public override bool AllowEvent(Vcpu target, DeliveryMode mode, in InterruptMessage message)
+    {
+        if (mode != DeliveryMode.Nmi || _hypervisorNmiChecked)
+        {
+            return true;
+        }
+
+        SecureAvicVcpu state = _vcpus[target.Index];
+        if (!state.Enabled || (message.Source == InterruptSource.Ipi && (_suppressIpi || SenderWritesPages(message.SourceVcpu))))
+        {
+            // A suppressed IPI is withdrawn in OnEventLatched, as the fixed and NMI IPIs it carries.
+            return true;
+        }
+
+        Counters.DeviceNmis++;
+        if (state.NmiAllowed)
+        {
+            return true;
+        }
+
+        Counters.DeviceNmisBlocked++;
+        if (_inapplicable is null)
+        {
+            SetInapplicable($"vCPU {target.Index} was sent an NMI ({message.Source}) while ALLOWEDNMI is clear: the hypervisor's NMI was dropped");
+        }
+
+        return false;
     }
 
     /// <inheritdoc/>
@@ -520,6 +616,18 @@ public sealed partial class SecureAvicMode : VirtualizationMode
             }
         }
 
-        base.InjectNmiFromHypervisor(target);
+        // Checked and counted here: AllowEvent lets the delivery through without counting it twice.
+        _hypervisorNmiChecked = true;
+        try
+        {
+            base.InjectNmiFromHypervisor(target);
+        }
+        finally
+        {
+            _hypervisorNmiChecked = false;
+        }
     }
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<KeyValuePair<string, long>> ModeCounters => Counters.Rows;
 }

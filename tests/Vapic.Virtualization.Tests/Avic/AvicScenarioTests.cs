@@ -213,7 +213,7 @@ public class AvicScenarioTests
     [Fact]
     public void NestedSetVmWide_FallsBackToEmulation()
     {
-        // KVM's NESTED inhibit is per vCPU (TV44); the model only offers the VM-wide form for now.
+        // A caller may still set NESTED VM-wide; KVM's own NESTED is per vCPU (TV44, AvicNestedInhibitTests).
         var m = new AvicTestMachine(3);
         m.Mode.SetInhibit(ApicvInhibit.Nested, true);
         Assert.False(m.Mode.PhysicalIdTable[2].IsRunning);

@@ -289,7 +289,7 @@ public class SecureAvicScenarioTests
         m.Machine.Advance(100);
 
         Assert.Equal(1, m.Mode.Counters.TimerInjections);
-        Assert.Equal(0, m.Mode.Counters.TimerVectorsNotAllowed);
+        Assert.Equal(0, m.Mode.Counters.TimerInterruptsBlocked);
         m.TakeAndEoi(0, 0xEC);
     }
 
