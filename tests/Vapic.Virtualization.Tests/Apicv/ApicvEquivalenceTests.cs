@@ -37,15 +37,8 @@ public sealed class ApicvEquivalenceTests
     [MemberData(nameof(Cases))]
     public void TracePassesAndMatchesEmulation(string trace, string features)
     {
-        TraceParseResult parsed = TraceParser.ParseFile(Path.Combine(TraceSuite.Root, trace));
-        Assert.True(parsed.Succeeded, string.Join("; ", parsed.Errors));
-
-        ModeRun emulated = TraceReplayer.Run(parsed.Document, new EmulatedMode());
-        ModeRun apicv = TraceReplayer.Run(parsed.Document, new ApicvMode(s_featureSets[features]));
-
-        Assert.True(emulated.Passed, emulated.Failure?.ToString());
-        Assert.True(apicv.Passed, apicv.Failure?.ToString());
-        Assert.Equal(emulated.Observations, apicv.Observations);
-        Assert.Equal(emulated.Ledger.InterruptsDelivered, apicv.Ledger.InterruptsDelivered);
+        TraceDocument document = TraceSuite.Parse(trace);
+        ModeRun emulated = TraceSuite.Emulated(document);
+        TraceSuite.AssertMatchesEmulation(document, emulated, new ApicvMode(s_featureSets[features]), features);
     }
 }

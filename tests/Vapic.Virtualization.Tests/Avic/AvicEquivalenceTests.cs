@@ -11,28 +11,14 @@ namespace Vapic.Virtualization.Tests.Avic;
 /// </summary>
 public class AvicEquivalenceTests
 {
-    public static TheoryData<string> TraceFiles()
-    {
-        var data = new TheoryData<string>();
-        foreach (string path in TraceSuite.Files())
-        {
-            data.Add(Path.GetRelativePath(TraceSuite.Root, path));
-        }
-
-        return data;
-    }
+    public static TheoryData<string> TraceFiles() => TraceSuite.RelativeFiles();
 
     [Theory]
     [MemberData(nameof(TraceFiles))]
     public void TracePassesAndMatchesEmulation(string relativePath)
     {
-        TraceParseResult parsed = TraceParser.ParseFile(Path.Combine(TraceSuite.Root, relativePath));
-        Assert.True(parsed.Succeeded, string.Join(Environment.NewLine, parsed.Errors));
-        TraceDocument document = parsed.Document!;
-
-        ModeRun emulated = TraceReplayer.Run(document, new EmulatedMode());
-        Assert.True(emulated.Passed, emulated.Failure?.ToString());
-
+        TraceDocument document = TraceSuite.Parse(relativePath);
+        ModeRun emulated = TraceSuite.Emulated(document);
         foreach (AvicFeatures features in new[]
         {
             AvicFeatures.Default,
@@ -40,10 +26,7 @@ public class AvicEquivalenceTests
             new AvicFeatures { ExposeIsRunning = false },
         })
         {
-            ModeRun avic = TraceReplayer.Run(document, new AvicMode(features));
-            Assert.True(avic.Passed, $"{features}: {avic.Failure}");
-            Assert.Equal(emulated.Observations, avic.Observations);
-            Assert.Equal(emulated.Stats, avic.Stats);
+            TraceSuite.AssertMatchesEmulation(document, emulated, new AvicMode(features), features.ToString());
         }
     }
 }

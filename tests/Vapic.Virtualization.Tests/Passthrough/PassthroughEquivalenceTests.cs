@@ -12,28 +12,14 @@ namespace Vapic.Virtualization.Tests.Passthrough;
 /// </summary>
 public class PassthroughEquivalenceTests
 {
-    public static TheoryData<string> TraceFiles()
-    {
-        var data = new TheoryData<string>();
-        foreach (string path in TraceSuite.Files())
-        {
-            data.Add(Path.GetRelativePath(TraceSuite.Root, path));
-        }
-
-        return data;
-    }
+    public static TheoryData<string> TraceFiles() => TraceSuite.RelativeFiles();
 
     [Theory]
     [MemberData(nameof(TraceFiles))]
     public void TracePassesAndMatchesEmulation(string relativePath)
     {
-        TraceParseResult parsed = TraceParser.ParseFile(Path.Combine(TraceSuite.Root, relativePath));
-        Assert.True(parsed.Succeeded, string.Join(Environment.NewLine, parsed.Errors));
-        TraceDocument document = parsed.Document!;
-
-        ModeRun emulated = TraceReplayer.Run(document, new EmulatedMode());
-        Assert.True(emulated.Passed, emulated.Failure?.ToString());
-
+        TraceDocument document = TraceSuite.Parse(relativePath);
+        ModeRun emulated = TraceSuite.Emulated(document);
         int n = document.Machine.VcpuCount;
         foreach (PassthroughOptions options in new[]
         {
@@ -43,10 +29,7 @@ public class PassthroughEquivalenceTests
         })
         {
             var mode = new PassthroughMode(options);
-            ModeRun run = TraceReplayer.Run(document, mode);
-            Assert.True(run.Passed, $"{options}: {run.Failure}");
-            Assert.Equal(emulated.Observations, run.Observations);
-            Assert.Equal(emulated.Stats, run.Stats);
+            TraceSuite.AssertMatchesEmulation(document, emulated, mode, options.ToString());
 
             Assert.Equal(0, mode.Host.BlockedIpis);
             Assert.Equal(0, mode.Counters.PhysicalIdentityLeaks);

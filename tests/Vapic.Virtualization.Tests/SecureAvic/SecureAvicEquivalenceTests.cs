@@ -15,24 +15,14 @@ public class SecureAvicEquivalenceTests
     private const string X2ApicOnly = "x2APIC only: ";
     private const string PhysicalOnly = "physical destinations only: ";
 
-    public static TheoryData<string> TraceFiles()
-    {
-        var data = new TheoryData<string>();
-        foreach (string path in TraceSuite.Files())
-        {
-            data.Add(Path.GetRelativePath(TraceSuite.Root, path));
-        }
-
-        return data;
-    }
+    public static TheoryData<string> TraceFiles() => TraceSuite.RelativeFiles();
 
     [Theory]
     [MemberData(nameof(TraceFiles))]
     public void X2ApicOnlyTracePassesAndMatchesEmulation(string relativePath)
     {
-        TraceDocument document = Parse(relativePath);
-        ModeRun emulated = TraceReplayer.Run(document, new EmulatedMode());
-        Assert.True(emulated.Passed, emulated.Failure?.ToString());
+        TraceDocument document = TraceSuite.Parse(relativePath);
+        ModeRun emulated = TraceSuite.Emulated(document);
 
         var mode = new SecureAvicMode();
         ModeRun savic = TraceReplayer.Run(document, mode, null, stopWhenInapplicable: true, out int inapplicableAt);
@@ -65,7 +55,7 @@ public class SecureAvicEquivalenceTests
         foreach (string file in files)
         {
             var mode = new SecureAvicMode();
-            ModeRun run = TraceReplayer.Run(Parse(Path.GetRelativePath(TraceSuite.Root, file)), mode);
+            ModeRun run = TraceReplayer.Run(TraceSuite.Parse(Path.GetRelativePath(TraceSuite.Root, file)), mode);
             Assert.Null(mode.InapplicableReason);
             Assert.True(run.Passed, run.Failure?.ToString());
             Assert.True(mode.Counters.Setups > 0);
@@ -86,7 +76,7 @@ public class SecureAvicEquivalenceTests
         foreach (string path in TraceSuite.Files())
         {
             string relative = Path.GetRelativePath(TraceSuite.Root, path);
-            TraceDocument document = Parse(relative);
+            TraceDocument document = TraceSuite.Parse(relative);
             var mode = new SecureAvicMode();
             TraceReplayer.Run(document, mode);
             string? reason = mode.InapplicableReason;
@@ -120,12 +110,5 @@ public class SecureAvicEquivalenceTests
 
         TestContext.Current.TestOutputHelper?.WriteLine($"{applicable} applicable, {skipped.Count} skipped");
         Assert.True(applicable >= 30, $"only {applicable} traces run under savic");
-    }
-
-    private static TraceDocument Parse(string relativePath)
-    {
-        TraceParseResult parsed = TraceParser.ParseFile(Path.Combine(TraceSuite.Root, relativePath));
-        Assert.True(parsed.Succeeded, string.Join(Environment.NewLine, parsed.Errors));
-        return parsed.Document!;
     }
 }
